@@ -119,9 +119,10 @@ class ReadStats:
         for reason, n in sorted(self.counts.items(), key=lambda kv: (kv[0] != "used", -kv[1])):
             lines.append(f"{reason:<{width}} {n:>8}  {REASONS.get(reason, '')}")
         lines.append(f"{'total':<{width}} {self.total:>8}")
-        if self.span_counts:
+        span_counts = {r: n for r, n in self.span_counts.items() if n}
+        if span_counts:
             lines.append(f"{'spans dropped or merged':<{width}} {'count':>8}")
-            for reason, n in sorted(self.span_counts.items(), key=lambda kv: -kv[1]):
+            for reason, n in sorted(span_counts.items(), key=lambda kv: -kv[1]):
                 lines.append(f"{reason:<{width}} {n:>8}  {REASONS.get(reason, '')}")
         return "\n".join(lines)
 
