@@ -1,0 +1,223 @@
+"""A linear-chain CRF whose one forward algorithm gives everything.
+
+The forward recursion :func:`forward` runs over a :class:`~sparse_ner.constraints.Lattice` in a
+semiring: log-sum-exp gives the log-partition (of every scheme-valid sequence, or of only the
+sequences consistent with an annotation), max gives the Viterbi score. Marginals are the autograd
+gradient of the log-partition, and the Viterbi path is the gradient of the max score, so there is no
+second dynamic program and no hand-written backward pass.
+
+``CRF(transitions=False)`` is the softmax (token-independent) head: emissions are normalized per
+token and transition scores are fixed at zero; the same lattices give its exact partial-label loss.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from sparse_ner.constraints import Lattice, free_lattice
+from sparse_ner.tags import Scheme, TokenSpan, decode_tags, split_tag
+
+NEG_INF = -1e9  # the score of a forbidden transition: exp(NEG_INF - anything real) == 0
+
+
+def _logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.logsumexp(x, dim=dim)
+
+
+def _max(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return x.max(dim=dim).values  # gradient flows to one argmax, so autograd traces one path
+
+
+Reduce = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def potentials(
+    emissions: torch.Tensor, transitions: torch.Tensor, start: torch.Tensor, end: torch.Tensor, lattice: Lattice
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scores on the lattice's states: ``first (B, S)``, ``steps (B, T-1, S, S)``, ``last (B, S)``.
+
+    ``emissions`` ``(B, T, K)``, ``transitions`` ``(K, K)``, ``start``/``end`` ``(K,)`` are tag scores;
+    each state takes the scores of its base tag, and forbidden entries get ``NEG_INF``.
+    """
+    B, T, K = emissions.shape
+    base = lattice.base_of  # (B, S)
+    S = base.shape[1]
+    emis = emissions.gather(2, base[:, None, :].expand(B, T, S))  # (B, T, S)
+    trans = transitions[base[:, :, None], base[:, None, :]]  # (B, S, S)
+    first = (start[base] + emis[:, 0]).masked_fill(~lattice.start, NEG_INF)  # (B, S)
+    steps = trans[:, None] + emis[:, 1:, None, :]  # (B, T-1, S, S)
+    steps = steps.masked_fill(~lattice.allowed, NEG_INF)
+    last = end[base].masked_fill(~lattice.end, NEG_INF)  # (B, S)
+    return first, steps, last
+
+
+def forward(first: torch.Tensor, steps: torch.Tensor, last: torch.Tensor, mask: torch.Tensor,
+            reduce: Reduce = _logsumexp) -> torch.Tensor:
+    """The forward algorithm in a semiring: ``reduce`` over all paths of the lattice, ``(B,)``.
+
+    ``first (B, S)``, ``steps (B, T-1, S, S)``, ``last (B, S)``, ``mask (B, T)`` (left-aligned).
+    Padding positions carry the state unchanged, so each sequence ends at its own length.
+    """
+    alpha = first  # (B, S)
+    for t in range(steps.shape[1]):
+        nxt = reduce(alpha.unsqueeze(2) + steps[:, t], 1)  # (B, S, 1) + (B, S, S) -> (B, S)
+        alpha = torch.where(mask[:, t + 1, None], nxt, alpha)
+    return reduce(alpha + last, 1)  # (B,)
+
+
+class CRF(nn.Module):
+    """Linear-chain CRF over a tag inventory with scheme constraints in training and decoding.
+
+    Args:
+        tags: the tag inventory (``sparse_ner.tags.tag_names``), ``"O"`` first.
+        scheme: ``"bio"`` or ``"bioes"``.
+        transitions: learn transition scores (a CRF); ``False`` gives the softmax head.
+    """
+
+    def __init__(self, tags: Sequence[str], scheme: Scheme = "bio", transitions: bool = True):
+        super().__init__()
+        self.tags = list(tags)
+        self.scheme = scheme
+        self.has_transitions = transitions
+        K = len(self.tags)
+        if transitions:
+            self.transitions = nn.Parameter(torch.zeros(K, K))
+            self.start_transitions = nn.Parameter(torch.zeros(K))
+            self.end_transitions = nn.Parameter(torch.zeros(K))
+        else:
+            self.register_buffer("transitions", torch.zeros(K, K), persistent=False)
+            self.register_buffer("start_transitions", torch.zeros(K), persistent=False)
+            self.register_buffer("end_transitions", torch.zeros(K), persistent=False)
+
+    @property
+    def num_tags(self) -> int:
+        return len(self.tags)
+
+    def extra_repr(self) -> str:
+        return f"num_tags={self.num_tags}, scheme={self.scheme!r}, transitions={self.has_transitions}"
+
+    # -- scores -------------------------------------------------------------------------------
+
+    def _check(self, emissions: torch.Tensor, mask: torch.Tensor) -> None:
+        if emissions.dim() != 3 or emissions.shape[2] != self.num_tags:
+            raise ValueError(f"emissions must be (B, T, {self.num_tags}), got {tuple(emissions.shape)}")
+        if mask.shape != emissions.shape[:2]:
+            raise ValueError(f"mask {tuple(mask.shape)} does not match emissions {tuple(emissions.shape)}")
+        if not bool(mask[:, 0].all()):
+            raise ValueError("every sequence needs at least one position, left-aligned (mask[:, 0] all true)")
+
+    def _scores(self, emissions: torch.Tensor) -> torch.Tensor:
+        return emissions if self.has_transitions else emissions.log_softmax(-1)
+
+    def _run(self, emissions: torch.Tensor, lattice: Lattice, reduce: Reduce = _logsumexp) -> torch.Tensor:
+        first, steps, last = potentials(self._scores(emissions), self.transitions, self.start_transitions,
+                                        self.end_transitions, lattice)
+        return forward(first, steps, last, lattice.mask, reduce)
+
+    def _free(self, mask: torch.Tensor, num_states: int | None = None) -> Lattice:
+        return free_lattice(mask, self.tags, self.scheme, num_states=num_states)
+
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """log Z over every scheme-valid tag sequence: ``(B,)``."""
+        self._check(emissions, mask)
+        return self._run(emissions, self._free(mask))
+
+    def log_partitions(self, emissions: torch.Tensor, lattice: Lattice) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log Z, log Z of the sequences consistent with the annotation)``, each ``(B,)``.
+
+        Both lattices go through one forward pass, stacked on the batch dimension.
+        """
+        mask = lattice.mask
+        self._check(emissions, mask)
+        free = self._free(mask, lattice.num_states)
+        both = Lattice(*(torch.cat([getattr(free, f), getattr(lattice, f)]) for f in
+                         ("mask", "base_of", "start", "allowed", "end")))
+        log_z = self._run(torch.cat([emissions, emissions]), both)  # (2B,)
+        return log_z[: len(emissions)], log_z[len(emissions):]
+
+    def nll(self, emissions: torch.Tensor, lattice: Lattice) -> torch.Tensor:
+        """Partial-label negative log-likelihood ``log Z - log Z(consistent)``: ``(B,)``.
+
+        Equals the ordinary CRF NLL for a complete annotation, and 0 for an empty one.
+        """
+        log_z, log_z_consistent = self.log_partitions(emissions, lattice)
+        return log_z - log_z_consistent
+
+    # -- inference ----------------------------------------------------------------------------
+
+    def _grad_of(self, emissions: torch.Tensor, mask: torch.Tensor, reduce: Reduce):
+        """Run the forward in ``reduce`` and differentiate it by the potentials of the free lattice."""
+        with torch.enable_grad():
+            lattice = self._free(mask)
+            first, steps, last = potentials(self._scores(emissions.detach()), self.transitions.detach(),
+                                            self.start_transitions.detach(), self.end_transitions.detach(), lattice)
+            first.requires_grad_(True)
+            steps.requires_grad_(True)
+            score = forward(first, steps, last, mask, reduce)
+            d_first, d_steps = torch.autograd.grad(score.sum(), (first, steps))
+        return d_first, d_steps  # (B, K), (B, T-1, K, K)
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``P(tag at t = k)`` under the model, ``(B, T, K)``: the gradient of log Z by the scores."""
+        self._check(emissions, mask)
+        with torch.enable_grad():
+            scores = self._scores(emissions.detach()).requires_grad_(True)  # (B, T, K)
+            first, steps, last = potentials(scores, self.transitions.detach(), self.start_transitions.detach(),
+                                            self.end_transitions.detach(), self._free(mask))
+            (grad,) = torch.autograd.grad(forward(first, steps, last, mask).sum(), scores)
+        return grad * mask[..., None]
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        """The best scheme-valid tag sequence of each example (Viterbi), as tag indices."""
+        self._check(emissions, mask)
+        d_first, d_steps = self._grad_of(emissions, mask, _max)
+        first_tag = d_first.argmax(-1)  # (B,)
+        later = d_steps.sum(2).argmax(-1)  # (B, T-1): the state entered at t+1
+        paths = torch.cat([first_tag[:, None], later], 1)  # (B, T)
+        lengths = mask.sum(1).tolist()
+        return [p[:n] for p, n in zip(paths.tolist(), lengths)]
+
+    def decode_spans(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[TokenSpan]]:
+        """Viterbi, as token spans ``(start, end_inclusive, label)``."""
+        return [decode_tags([self.tags[k] for k in path], self.scheme) for path in self.decode(emissions, mask)]
+
+    def span_probs(self, emissions: torch.Tensor, mask: torch.Tensor,
+                   spans: Sequence[Sequence[TokenSpan]]) -> list[list[float]]:
+        """Exact ``P(span is an entity of the sequence)`` for each given span.
+
+        The posterior of a linear-chain CRF is a Markov chain, so the probability of the span's tag
+        pattern (and, in BIO, of the next tag not continuing it) is a product of pairwise marginals
+        divided by the unary marginals between them; both come from one autograd pass.
+        """
+        self._check(emissions, mask)
+        d_first, d_steps = self._grad_of(emissions, mask, _logsumexp)
+        unary = torch.cat([d_first[:, None], d_steps.sum(2)], 1).double()  # (B, T, K)
+        pair = d_steps.double()  # (B, T-1, K, K)
+        lengths = mask.sum(1).tolist()
+        index = {t: i for i, t in enumerate(self.tags)}
+        out: list[list[float]] = []
+        for b, example_spans in enumerate(spans):
+            n, probs = lengths[b], []
+            for s, e, label in example_spans:
+                if not (0 <= s <= e < n):
+                    raise ValueError(f"span ({s}, {e}, {label!r}) outside a sequence of length {n}")
+                ks = [index[t] for t in _pattern(s, e, label, self.scheme)]
+                p = unary[b, s, ks[0]]
+                for t in range(s, e):
+                    p = p * pair[b, t, ks[t - s], ks[t - s + 1]] / unary[b, t, ks[t - s]].clamp_min(1e-300)
+                if self.scheme == "bio" and e + 1 < n:  # the next tag must not continue the entity
+                    cont = [j for j, tag in enumerate(self.tags) if split_tag(tag) == ("I", label)]
+                    nxt = pair[b, e, ks[-1]].sum() - pair[b, e, ks[-1], cont].sum()
+                    p = nxt * p / unary[b, e, ks[-1]].clamp_min(1e-300)
+                probs.append(float(p.clamp(0.0, 1.0)))
+            out.append(probs)
+        return out
+
+
+def _pattern(s: int, e: int, label: str, scheme: Scheme) -> list[str]:
+    if scheme == "bioes":
+        return [f"S-{label}"] if s == e else [f"B-{label}"] + [f"I-{label}"] * (e - s - 1) + [f"E-{label}"]
+    return [f"B-{label}"] + [f"I-{label}"] * (e - s)
