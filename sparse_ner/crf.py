@@ -113,8 +113,13 @@ class CRF(nn.Module):
         return emissions if self.has_transitions else emissions.log_softmax(-1)
 
     def _run(self, emissions: torch.Tensor, lattice: Lattice, reduce: Reduce = _logsumexp) -> torch.Tensor:
-        first, steps, last = potentials(self._scores(emissions), self.transitions, self.start_transitions,
-                                        self.end_transitions, lattice)
+        return self.forward_scores(self._scores(emissions), lattice, reduce)
+
+    def forward_scores(self, scores: torch.Tensor, lattice: Lattice, reduce: Reduce = _logsumexp) -> torch.Tensor:
+        """The forward algorithm over per-token tag ``scores`` ``(B, T, K)`` (already normalized for
+        the softmax head): ``(B,)``. Differentiable, so ``d log Z / d scores`` are the marginals."""
+        first, steps, last = potentials(scores, self.transitions, self.start_transitions, self.end_transitions,
+                                        lattice)
         return forward(first, steps, last, lattice.mask, reduce)
 
     def _free(self, mask: torch.Tensor, num_states: int | None = None) -> Lattice:

@@ -298,3 +298,26 @@ def test_random_shapes_and_annotations(data):
         log_z = logsumexp([s for *_, s in paths])
         log_c = logsumexp([s for tags, _, s in paths if ref_consistent(tags, scheme, ann)])
         assert got[b].item() == pytest.approx(log_z - log_c, abs=1e-7)
+
+
+@pytest.mark.parametrize("transitions", [True, False])
+def test_entity_ratio_matches_enumeration_and_trains(transitions):
+    from sparse_ner.losses import entity_token_ratio, expected_entity_ratio_loss
+
+    crf = make_crf(["PER", "LOC"], "bio", transitions, seed=8)
+    lengths = [5, 2]
+    emissions, mask = ragged(crf, lengths, seed=8)
+    emissions.requires_grad_(True)
+    got = entity_token_ratio(crf, emissions, mask)
+    expected_entities = 0.0
+    for b, n in enumerate(lengths):
+        paths = list(ref_paths(crf, emissions[b], n))
+        log_z = logsumexp([s for *_, s in paths])
+        expected_entities += sum(math.exp(s - log_z) * sum(t != "O" for t in tags) for tags, _, s in paths)
+    assert got.item() == pytest.approx(expected_entities / sum(lengths), abs=1e-8)
+    # the penalty is differentiable through the marginals, and its gradient lowers it
+    loss = expected_entity_ratio_loss(crf, emissions, mask, ratio=0.0, margin=0.0)
+    (grad,) = torch.autograd.grad(loss, emissions)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    lower = expected_entity_ratio_loss(crf, (emissions - 0.1 * grad).detach(), mask, ratio=0.0, margin=0.0)
+    assert lower.item() < loss.item()
