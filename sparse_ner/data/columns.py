@@ -12,7 +12,8 @@ Decisions:
   digits and Latin letters are single-character tokens too), else ``" "``. Offsets are exact.
 - Every example is gold: ``complete=True``, ``accepted`` = spans decoded from the tags with
   :func:`decode_tags` (lenient, like conlleval), ``tasks=[]``.
-- A line with a single column or a malformed tag raises :class:`DataError` naming file and line.
+- A line with a single column, or a tag that is malformed or has a prefix foreign to the encoding
+  (``B I`` for IOB; ``B I M E S L U`` for BIOES/BMES), raises :class:`DataError` naming file and line.
 - :func:`write_columns` writes ``token tag`` lines and refuses sparse examples: unannotated tokens
   have no tag to write.
 """
@@ -30,6 +31,7 @@ from sparse_ner.tags import decode_tags, encode_spans, split_tag
 
 ENCODINGS = ("iob1", "iob2", "bio", "bioes", "bmes")
 DOCSTART = "-DOCSTART-"
+PREFIXES = {"iob1": "BI", "iob2": "BI", "bio": "BI", "bioes": "BIMESLU", "bmes": "BIMESLU"}
 
 
 def _check_encoding(encoding: str) -> str:
@@ -77,7 +79,9 @@ def _read(source: str | Path, encoding: str, column: int, sep: str | None) -> It
                 raise DataError(f"{name}:{lineno}: expected 'token ... tag', got {line!r}")
             try:
                 tag = parts[column]
-                split_tag(tag)
+                prefix, _ = split_tag(tag)
+                if prefix != "O" and prefix not in PREFIXES[enc]:
+                    raise ValueError(f"prefix {prefix!r} is not valid in {enc}")
             except (IndexError, ValueError) as err:
                 raise DataError(f"{name}:{lineno}: bad tag column {column} in {line!r}: {err}") from None
             words.append(parts[0])
