@@ -69,7 +69,7 @@ def _non_entity(ex: Example, labels: Sequence[str], gold: set[TokenKey], rng: ra
 def _task(ex: Example, key: TokenKey, answer: str, meta: dict, session: str) -> dict:
     s, e, label = key
     span = Span(ex.tokens[s].start, ex.tokens[e].end, s, e, label)
-    in_hash = input_hash(ex.text)
+    in_hash = ex.input_hash if ex.input_hash is not None else input_hash(ex.text)
     spans = [span_dict(span)]
     return {
         "text": ex.text,
