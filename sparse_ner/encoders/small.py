@@ -1,0 +1,241 @@
+"""A small encoder trained from scratch: word + character + shape features, then a BiLSTM or CNN.
+
+Features of each word:
+
+- a word embedding over a lowercased (digits mapped to ``0``) vocabulary of training words seen at
+  least ``min_count`` times, with ``<unk>`` for the rest; during training a fraction
+  ``word_dropout`` of words is replaced by ``<unk>`` so the unknown vector is learned;
+- a character CNN (kernel ``char_kernel``) max-pooled over the word's first ``max_word_chars``
+  characters, case kept;
+- a shape embedding: capitalization pattern (lower, Title, UPPER, mIxed, no letters) x has-digit.
+
+The context layer is a BiLSTM (``kind="lstm"``, ``layers`` layers, ``hidden`` units over both
+directions) or a residual stack of width-3 convolutions (``kind="cnn"``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .base import Encoder, pad_ids
+from .vocab import UNK_ID, Vocab, load_vocabs, save_vocabs
+
+VOCAB_FILE = "vocab.json"
+NUM_SHAPES = 1 + 5 * 2  # pad + cap pattern x has digit
+_DIGITS = re.compile(r"\d")
+
+
+@lru_cache(maxsize=1 << 16)
+def normalize_word(word: str, lower: bool = True, norm_digits: bool = True) -> str:
+    """The vocabulary key of a word: lowercased, every digit mapped to ``0``."""
+    if lower:
+        word = word.lower()
+    if norm_digits:
+        word = _DIGITS.sub("0", word)
+    return word
+
+
+@lru_cache(maxsize=1 << 16)
+def word_shape(word: str) -> int:
+    """Shape id in ``1..NUM_SHAPES-1``: ``1 + 2 * cap_pattern + has_digit`` (0 is padding).
+
+    Cap patterns: 0 lower, 1 Title, 2 UPPER, 3 mIxed, 4 no cased letters.
+    """
+    lower = word.lower()
+    if lower == word.upper():
+        cap = 4
+    elif word == lower:
+        cap = 0
+    elif word.isupper():
+        cap = 2
+    elif word.istitle():
+        cap = 1
+    else:
+        cap = 3
+    return 1 + 2 * cap + int(_DIGITS.search(word) is not None)
+
+
+class CharCNN(nn.Module):
+    """Character embeddings, one convolution, max-pool over the characters of each word."""
+
+    def __init__(self, num_chars: int, char_dim: int, out_dim: int, kernel: int):
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        self.conv = nn.Conv1d(char_dim, out_dim, kernel, padding=kernel // 2)
+
+    def forward(self, char_ids: torch.Tensor) -> torch.Tensor:
+        """``char_ids (N, C)`` (0 = padding, every row has >= 1 char) -> ``(N, out_dim)``."""
+        x = self.embed(char_ids).transpose(1, 2)  # (N, D, C)
+        h = self.conv(x)  # (N, O, C)
+        pad = (char_ids == 0).unsqueeze(1)  # (N, 1, C)
+        h = h.masked_fill(pad, float("-inf"))
+        return h.max(dim=2).values  # (N, O)
+
+
+class ConvStack(nn.Module):
+    """Residual width-``kernel`` convolutions over words; padding is zeroed before each layer."""
+
+    def __init__(self, in_dim: int, hidden: int, layers: int, kernel: int, dropout: float):
+        super().__init__()
+        self.proj = nn.Linear(in_dim, hidden)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2) for _ in range(layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+        h = self.proj(x) * m  # (B, T, H)
+        for conv in self.convs:
+            r = conv(h.transpose(1, 2)).transpose(1, 2)  # (B, T, H)
+            h = (h + self.dropout(torch.relu(r))) * m  # (B, T, H)
+        return h
+
+
+class SmallEncoder(Encoder):
+    """Word + char CNN + shape features under a BiLSTM or CNN; see the module docstring.
+
+    Build it from training words with :meth:`build`; rebuild it from a saved folder with
+    :meth:`load`. ``featurize`` returns ``word_ids``, ``shape_ids`` (per word) and ``char_ids``
+    (per word, a list of char ids); ``collate`` returns ``word_ids (B, T)``, ``shape_ids (B, T)``,
+    ``char_ids (N, C)`` for the ``N`` real words of the batch in row-major order, and
+    ``word_mask (B, T)``.
+    """
+
+    kind = "small"
+
+    def __init__(
+        self,
+        words: Vocab,
+        chars: Vocab,
+        *,
+        kind: Literal["lstm", "cnn"] = "lstm",
+        word_dim: int = 100,
+        char_dim: int = 30,
+        char_out: int = 50,
+        char_kernel: int = 3,
+        shape_dim: int = 10,
+        hidden: int = 200,
+        layers: int = 1,
+        cnn_kernel: int = 3,
+        dropout: float = 0.3,
+        word_dropout: float = 0.05,
+        max_word_chars: int = 30,
+        lower: bool = True,
+        norm_digits: bool = True,
+    ):
+        super().__init__()
+        if kind not in ("lstm", "cnn"):
+            raise ValueError(f"kind must be 'lstm' or 'cnn', got {kind!r}")
+        if kind == "lstm" and hidden % 2:
+            raise ValueError(f"hidden must be even for a BiLSTM (both directions), got {hidden}")
+        self.words, self.chars = words, chars
+        self.hparams = dict(
+            kind=kind, word_dim=word_dim, char_dim=char_dim, char_out=char_out,
+            char_kernel=char_kernel, shape_dim=shape_dim, hidden=hidden, layers=layers,
+            cnn_kernel=cnn_kernel, dropout=dropout, word_dropout=word_dropout,
+            max_word_chars=max_word_chars, lower=lower, norm_digits=norm_digits,
+        )  # fmt: skip
+        self.word_embed = nn.Embedding(len(words), word_dim, padding_idx=0)
+        self.char_cnn = CharCNN(len(chars), char_dim, char_out, char_kernel)
+        self.shape_embed = nn.Embedding(NUM_SHAPES, shape_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        in_dim = word_dim + char_out + shape_dim
+        if kind == "lstm":
+            self.context: nn.Module = nn.LSTM(
+                in_dim, hidden // 2, num_layers=layers, batch_first=True, bidirectional=True,
+                dropout=dropout if layers > 1 else 0.0,
+            )  # fmt: skip
+        else:
+            self.context = ConvStack(in_dim, hidden, layers, cnn_kernel, dropout)
+        self.output_dim = hidden
+
+    @classmethod
+    def build(
+        cls,
+        vocab_words: Iterable[list[str]],
+        min_count: int = 2,
+        max_vocab: int | None = None,
+        **hparams: Any,
+    ) -> "SmallEncoder":
+        """Build the word and char vocabularies from training texts (lists of words)."""
+        lower, norm_digits = hparams.get("lower", True), hparams.get("norm_digits", True)
+        word_items: list[str] = []
+        char_items: list[str] = []
+        for words in vocab_words:
+            for w in words:
+                word_items.append(normalize_word(w, lower, norm_digits))
+                char_items.extend(w)
+        words = Vocab.build(word_items, min_count=min_count, max_size=max_vocab)
+        return cls(words, Vocab.build(char_items), **hparams)
+
+    # -- featurize / collate (CPU, workers) ---------------------------------------------------
+
+    def featurize(self, words: list[str]) -> dict[str, Any]:
+        hp = self.hparams
+        keys = [normalize_word(w, hp["lower"], hp["norm_digits"]) for w in words]
+        chars = [self.chars.ids(w[: hp["max_word_chars"]]) or [UNK_ID] for w in words]
+        return {
+            "word_ids": self.words.ids(keys),
+            "shape_ids": [word_shape(w) for w in words],
+            "char_ids": chars,
+        }
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        word_ids, mask = pad_ids([f["word_ids"] for f in features])
+        shape_ids, _ = pad_ids([f["shape_ids"] for f in features])
+        char_lists = [c for f in features for c in f["char_ids"]]
+        char_ids, _ = pad_ids(char_lists) if char_lists else pad_ids([[UNK_ID]])
+        return {
+            "word_ids": word_ids,  # (B, T)
+            "shape_ids": shape_ids,  # (B, T)
+            "char_ids": char_ids[: len(char_lists)],  # (N, C)
+            "word_mask": mask,  # (B, T)
+        }
+
+    # -- network ------------------------------------------------------------------------------
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        word_ids, mask = batch["word_ids"], batch["word_mask"]
+        B, T = word_ids.shape
+        if self.training and self.hparams["word_dropout"] > 0:
+            drop = torch.rand(B, T, device=word_ids.device) < self.hparams["word_dropout"]
+            word_ids = word_ids.masked_fill(drop & mask, UNK_ID)  # (B, T)
+        w = self.word_embed(word_ids)  # (B, T, Dw)
+        c_real = self.char_cnn(batch["char_ids"])  # (N, Dc)
+        c = w.new_zeros(B, T, c_real.shape[-1])  # (B, T, Dc)
+        c[mask] = c_real.to(c.dtype)
+        s = self.shape_embed(batch["shape_ids"])  # (B, T, Ds)
+        x = self.dropout(torch.cat([w, c, s], dim=-1))  # (B, T, Dw + Dc + Ds)
+        if isinstance(self.context, nn.LSTM):
+            lengths = mask.sum(1).clamp(min=1).cpu()  # (B,)
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            h, _ = pad_packed_sequence(self.context(packed)[0], batch_first=True, total_length=T)
+        else:
+            h = self.context(x, mask)  # (B, T, H)
+        return self.dropout(h) * mask.unsqueeze(-1).to(h.dtype)  # (B, T, H)
+
+    # -- export -------------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.kind, **self.hparams}
+
+    def save(self, folder: Path) -> None:
+        """Write ``vocab.json`` (word and char vocabularies); weights travel in the state dict."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_vocabs(folder / VOCAB_FILE, words=self.words, chars=self.chars)
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> "SmallEncoder":
+        """Rebuild from ``vocab.json`` and :meth:`config`; load the weights with ``load_state_dict``."""
+        vocabs = load_vocabs(Path(folder) / VOCAB_FILE)
+        hparams = {k: v for k, v in config.items() if k != "type"}
+        return cls(vocabs["words"], vocabs["chars"], **hparams)
