@@ -1,3 +1,61 @@
-"""sparse_ner: named-entity taggers trained from sparse binary (Prodigy ``ner.teach``) answers."""
+"""sparse_ner: named-entity taggers trained from sparse binary (Prodigy ``ner.teach``) answers.
+
+Public API (imported lazily, so ``import sparse_ner`` is cheap):
+
+- ``load(path) -> Tagger``: an exported model folder, on CPU in eval mode; ``export(tagger, folder, config)``.
+- ``Tagger``: encoder -> dropout -> linear -> :class:`CRF`; ``tagger.tag(examples)`` gives, per example,
+  ``ScoredSpan(start, end_inclusive, label, score)`` with ``score = P(span is an entity)``;
+  ``tagger.loss(batch)`` is the partial-label NLL; ``make_batch(encoder, examples, tags, scheme)``.
+- ``CRF``: the exact partial-label CRF (``nll``, ``decode``, ``marginals``, ``span_probs``).
+- ``read_examples(path, labels=None, complete=None, stats=None)``: db-out JSONL -> merged ``Example`` s;
+  ``ReadStats``; ``read_columns(path, encoding)``: column files -> complete ``Example`` s; ``tokenize``.
+- ``EntityF1``: entity-level precision / recall / F1 (a torchmetrics ``Metric``).
+- ``TaggerModule``, ``TaggerDataModule``: the Lightning pieces behind ``python -m sparse_ner.train``.
+- ``predict_tasks(tagger, tasks)``: tag db-out-style dicts; ``evaluate(model, gold)``: P/R/F1 dict.
+
+Command lines: ``python -m sparse_ner.train --config configs/wikigold_quickstart.yaml``,
+``python -m sparse_ner.predict MODEL IN.jsonl -o OUT.jsonl``, ``python -m sparse_ner.evaluate MODEL GOLD``
+(also ``sparse-ner train|predict|evaluate ...``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "load": "sparse_ner.export",
+    "export": "sparse_ner.export",
+    "Tagger": "sparse_ner.model",
+    "ScoredSpan": "sparse_ner.model",
+    "make_batch": "sparse_ner.model",
+    "CRF": "sparse_ner.crf",
+    "Example": "sparse_ner.data.example",
+    "Span": "sparse_ner.data.example",
+    "Token": "sparse_ner.data.example",
+    "read_examples": "sparse_ner.data.prodigy",
+    "ReadStats": "sparse_ner.data.prodigy",
+    "read_columns": "sparse_ner.data.columns",
+    "tokenize": "sparse_ner.data.tokenize",
+    "EntityF1": "sparse_ner.metrics",
+    "TaggerModule": "sparse_ner.lightning",
+    "TaggerDataModule": "sparse_ner.datamodule",
+    "predict_tasks": "sparse_ner.predict",
+    "evaluate": "sparse_ner.evaluate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sparse_ner' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

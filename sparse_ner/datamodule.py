@@ -1,0 +1,281 @@
+"""Reading, batching and collating the data for training: :class:`TaggerDataModule`.
+
+Training data is ``prodigy db-out`` JSONL (sparse binary answers, merged per text by
+:func:`sparse_ner.data.prodigy.read_examples`) or a column file (complete gold). Dev and test data are
+gold: JSONL whose ``spans`` are every entity, or a column file. A path is read as JSONL when it ends
+in ``.jsonl``/``.json`` (or is ``-``), else as a column file in ``column_encoding``.
+
+Batches are length-bucketed: the shuffled training set is cut into chunks of ``bucket_chunks``
+batches, each chunk is sorted by length and cut into batches, and the batches are shuffled, so
+padding stays small while the order still changes every epoch.
+
+The collate function needs the model's encoder (its vocabulary or tokenizer) to featurize words:
+the :class:`~sparse_ner.lightning.TaggerModule` builds the tagger from :meth:`TaggerDataModule.labels`
+and :meth:`TaggerDataModule.train_words` in its ``setup`` and hands the encoder back with
+:meth:`TaggerDataModule.attach`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.data import DataLoader, Sampler
+
+from sparse_ner.data.example import Example
+from sparse_ner.model import make_batch
+from sparse_ner.tags import Scheme, tag_names
+
+
+def is_jsonl(path: str | Path) -> bool:
+    return str(path) == "-" or Path(path).suffix.lower() in (".jsonl", ".json")
+
+
+def read_any(
+    path: str | Path,
+    *,
+    gold: bool,
+    complete: bool | None = None,
+    labels: Sequence[str] | None = None,
+    max_records: int | None = None,
+    column_encoding: str = "iob1",
+    name: str = "",
+) -> list[Example]:
+    """Examples from a db-out/gold JSONL file or a column file; prints the reader's report.
+
+    ``gold`` marks dev/test data: every JSONL example is complete. ``max_records`` keeps the first N
+    JSONL records (before merging by ``_input_hash``) or the first N column-file sentences.
+    """
+    if is_jsonl(path):
+        from sparse_ner.data.prodigy import ReadStats, read_examples
+
+        stats = ReadStats()
+        with _first_records(path, max_records) as source:
+            examples = read_examples(source, labels=labels, complete=True if gold else complete, stats=stats)
+        _print(f"[{name or path}] {path}\n{stats.report()}")
+        return examples
+    from sparse_ner.data.columns import read_columns
+
+    examples = list(itertools.islice(read_columns(path, encoding=column_encoding), max_records))
+    if labels is not None:  # keep only the requested labels (the others become O)
+        keep = set(labels)
+        for ex in examples:
+            ex.accepted = [s for s in ex.accepted if s.label in keep]
+    n_spans = sum(len(ex.accepted) for ex in examples)
+    _print(f"[{name or path}] {path}: {len(examples)} complete sentences, {n_spans} entities ({column_encoding})")
+    return examples
+
+
+@contextlib.contextmanager
+def _first_records(path: str | Path, max_records: int | None) -> Iterator[str | Path]:
+    """``path`` itself, or a temporary copy of its first ``max_records`` non-blank lines."""
+    if max_records is None:
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as tmp, open_text(path) as f:
+        head = Path(tmp) / "head.jsonl"
+        lines = itertools.islice((line for line in f if line.strip()), max_records)
+        head.write_text("".join(line if line.endswith("\n") else line + "\n" for line in lines), encoding="utf8")
+        yield head
+
+
+@contextlib.contextmanager
+def open_text(path: str | Path) -> Iterator[Any]:
+    """Open a text file for reading; ``-`` is stdin (left open)."""
+    if str(path) == "-":
+        yield sys.stdin
+    else:
+        with open(path, encoding="utf8") as f:
+            yield f
+
+
+@rank_zero_only
+def _print(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length. Shards batches across ranks when ``torch.distributed`` is running.
+
+    With ``shuffle``, the order changes every epoch (seeded by ``seed`` and the epoch count);
+    without, the batches come in length order (good for evaluation).
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0, bucket_chunks: int = 50
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.bucket_chunks = bucket_chunks
+        self.epoch = 0
+
+    def _batches(self) -> list[list[int]]:
+        n, bs = len(self.lengths), self.batch_size
+        if not self.shuffle:
+            order = sorted(range(n), key=lambda i: self.lengths[i])
+            return [order[i : i + bs] for i in range(0, n, bs)]
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        chunk = bs * self.bucket_chunks
+        batches = []
+        for c in range(0, n, chunk):
+            part = sorted(order[c : c + chunk], key=lambda i: self.lengths[i])
+            batches += [part[i : i + bs] for i in range(0, len(part), bs)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+    def _shard(self, batches: list[list[int]]) -> list[list[int]]:
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return batches
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        if self.shuffle:  # every rank must run the same number of steps
+            batches = batches[: len(batches) // world * world] or batches[:1] * world
+        return batches[rank::world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._shard(self._batches())
+        self.epoch += 1
+        return iter(batches)
+
+    def __len__(self) -> int:
+        n = -(-len(self.lengths) // self.batch_size)  # upper bound when shuffling by chunks
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            world = torch.distributed.get_world_size()
+            n = max(n // world, 1) if self.shuffle else -(-n // world)
+        return n
+
+
+class Collator:
+    """Picklable collate function: encoder tensors, lattice (when ``tags`` given) and gold spans."""
+
+    def __init__(self, encoder: Any, tags: list[str] | None, scheme: Scheme) -> None:
+        self.encoder = encoder
+        self.tags = tags
+        self.scheme = scheme
+
+    def __call__(self, examples: list[Example]) -> dict:
+        return make_batch(self.encoder, examples, self.tags, self.scheme)
+
+
+class TaggerDataModule(pl.LightningDataModule):
+    """Train / dev / test data for a tagger.
+
+    Args:
+        train: db-out JSONL of ``ner.teach`` answers, or a column file with complete gold tags.
+        dev: gold JSONL or column file, used for early stopping and checkpoint selection.
+        test: optional gold JSONL or column file, evaluated after training.
+        labels: entity labels; inferred (sorted) from the training and dev data when not given.
+        scheme: the tagger's tag scheme, ``bio`` or ``bioes``.
+        complete: override the completeness of training examples (``None``: the reader decides).
+        max_tasks: use only the first N db-out records of ``train`` (the annotation budget).
+        column_encoding: tag encoding of column files (``iob1``, ``bio``, ``bioes``, ``bmes``).
+        batch_size: training batch size (examples).
+        eval_batch_size: dev/test batch size.
+        num_workers: DataLoader workers.
+        bucket_chunks: batches per length-sorted chunk when shuffling.
+        seed: seed of the batch order.
+    """
+
+    def __init__(
+        self,
+        train: str,
+        dev: str,
+        test: str | None = None,
+        labels: list[str] | None = None,
+        scheme: Scheme = "bio",
+        complete: bool | None = None,
+        max_tasks: int | None = None,
+        column_encoding: str = "iob1",
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        num_workers: int = 0,
+        bucket_chunks: int = 50,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_path, self.dev_path, self.test_path = train, dev, test
+        self.scheme = scheme
+        self._labels = list(labels) if labels else None
+        self.train_examples: list[Example] | None = None
+        self.dev_examples: list[Example] | None = None
+        self.test_examples: list[Example] | None = None
+        self.encoder: Any = None
+
+    # --- reading -------------------------------------------------------------------------------
+    def _read(self, path: str, gold: bool, name: str, max_records: int | None = None) -> list[Example]:
+        hp = self.hparams
+        return read_any(path, gold=gold, complete=hp.complete, labels=self._labels, max_records=max_records,
+                        column_encoding=hp.column_encoding, name=name)  # fmt: skip
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_examples is None:  # the vocabulary and labels always come from the training data
+            self.train_examples = self._read(self.train_path, gold=False, name="train", max_records=self.hparams.max_tasks)
+        if self.dev_examples is None:
+            self.dev_examples = self._read(self.dev_path, gold=True, name="dev")
+        if stage in (None, "test") and self.test_path and self.test_examples is None:
+            self.test_examples = self._read(self.test_path, gold=True, name="test")
+
+    @property
+    def labels(self) -> list[str]:
+        """The entity labels: as given, else every label in the training (and dev) annotations."""
+        if self._labels is None:
+            if self.train_examples is None:
+                raise RuntimeError("labels are inferred from the data: call setup() first")
+            found = {s.label for ex in self.train_examples for s in (*ex.accepted, *ex.rejected)}
+            found |= {s.label for ex in self.dev_examples or [] for s in ex.accepted}
+            self._labels = sorted(found)
+            _print(f"labels inferred from the data: {self._labels}")
+        return self._labels
+
+    @property
+    def tags(self) -> list[str]:
+        return tag_names(self.labels, self.scheme)
+
+    def train_words(self) -> list[list[str]]:
+        """Word lists of the training examples (the small encoder builds its vocabulary from them)."""
+        if self.train_examples is None:
+            self.setup("fit")
+        return [ex.words for ex in self.train_examples]
+
+    def attach(self, encoder: Any) -> None:
+        """Give the collate function the model's encoder (called by the module's ``setup``)."""
+        self.encoder = encoder
+
+    # --- loaders -------------------------------------------------------------------------------
+    def _loader(self, examples: list[Example] | None, train: bool) -> DataLoader:
+        if examples is None:
+            raise RuntimeError("no data: call setup() first (and give a test path for testing)")
+        if self.encoder is None:
+            raise RuntimeError("no encoder attached: TaggerModule.setup() attaches it (or call attach())")
+        hp = self.hparams
+        sampler = BucketBatchSampler(
+            [len(ex) for ex in examples], hp.batch_size if train else hp.eval_batch_size,
+            shuffle=train, seed=hp.seed, bucket_chunks=hp.bucket_chunks,
+        )  # fmt: skip
+        return DataLoader(
+            examples,
+            batch_sampler=sampler,
+            collate_fn=Collator(self.encoder, self.tags, self.scheme),
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_examples, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dev_examples, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_examples, train=False)

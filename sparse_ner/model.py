@@ -1,0 +1,138 @@
+"""The tagger network: encoder -> dropout -> linear emissions -> CRF.
+
+A plain :class:`torch.nn.Module`; training loops live in :mod:`sparse_ner.lightning`. A batch is the
+dict produced by :func:`make_batch` (also what the data module's collate returns):
+
+- ``"inputs"``: the encoder's tensors (``encoder.collate``), including ``"word_mask"`` (B, T) bool;
+- ``"lattice"``: the :class:`~sparse_ner.constraints.Lattice` of what the annotation allows (training);
+- ``"gold"``: per example, the accepted token spans ``(start, end_inclusive, label)`` (evaluation).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from sparse_ner.crf import CRF
+from sparse_ner.data.example import Example
+from sparse_ner.tags import Scheme, decode_tags, tag_names
+
+TokenSpan = tuple[int, int, str]
+
+
+class ScoredSpan(NamedTuple):
+    """A predicted entity: token offsets (``end`` inclusive), label, and ``P(span is an entity)``."""
+
+    start: int
+    end: int
+    label: str
+    score: float
+
+
+def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None = None, scheme: Scheme = "bio") -> dict:
+    """Encoder tensors for ``examples``, plus their lattice when ``tags`` is given, and gold spans."""
+    from sparse_ner.constraints import annotation_of, build_lattice
+
+    inputs = encoder.collate([encoder.featurize(ex.words) for ex in examples])
+    batch: dict[str, Any] = {"inputs": inputs, "gold": [[s.key for s in ex.accepted] for ex in examples]}
+    if tags is not None:
+        T = inputs["word_mask"].shape[1]
+        batch["lattice"] = build_lattice([annotation_of(ex) for ex in examples], tags, scheme, length=T)
+    return batch
+
+
+class Tagger(nn.Module):
+    """Encoder -> dropout -> linear -> CRF over ``tags`` (``O`` first, as :func:`tag_names` builds them).
+
+    ``transitions=False`` gives a token-independent softmax head trained with the same partial-label
+    loss. ``entity_ratio`` (e.g. 0.1) adds the expected-entity-ratio penalty of
+    :func:`sparse_ner.losses.expected_entity_ratio_loss` on unannotated tokens, weighted by
+    ``ratio_weight``.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        labels: Sequence[str],
+        scheme: Scheme = "bio",
+        dropout: float = 0.2,
+        transitions: bool = True,
+        entity_ratio: float | None = None,
+        ratio_margin: float = 0.05,
+        ratio_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.labels = list(labels)
+        self.scheme = scheme
+        self.tags = tag_names(self.labels, scheme)
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.emit = nn.Linear(encoder.output_dim, len(self.tags))
+        self.crf = CRF(self.tags, scheme, transitions=transitions)
+        self.entity_ratio = entity_ratio
+        self.ratio_margin = ratio_margin
+        self.ratio_weight = ratio_weight
+        self.options = {"dropout": dropout, "transitions": transitions, "entity_ratio": entity_ratio,
+                        "ratio_margin": ratio_margin, "ratio_weight": ratio_weight}  # fmt: skip
+
+    def emissions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.encoder(inputs)  # (B, T, H)
+        return self.emit(self.dropout(hidden))  # (B, T, K)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        """Mean partial-label NLL of the batch (plus the entity-ratio penalty when configured)."""
+        emissions = self.emissions(batch["inputs"])  # (B, T, K)
+        lattice = batch["lattice"]
+        nll = self.crf.nll(emissions, lattice)  # (B,)
+        loss = nll.mean()
+        if self.entity_ratio is not None:
+            from sparse_ner.losses import expected_entity_ratio_loss
+
+            mask = batch["inputs"]["word_mask"]  # (B, T)
+            ratio = expected_entity_ratio_loss(self.crf, emissions, mask, lattice, self.entity_ratio, self.ratio_margin)
+            loss = loss + self.ratio_weight * ratio
+        return loss
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> list[list[ScoredSpan]]:
+        """Viterbi spans of each example with their exact probability ``P(span is an entity)``."""
+        mask = batch["inputs"]["word_mask"]  # (B, T)
+        emissions = self.emissions(batch["inputs"])  # (B, T, K)
+        paths = self.crf.decode(emissions, mask)  # B lists of tag indices
+        spans = [decode_tags([self.tags[k] for k in path], self.scheme) for path in paths]
+        probs = self.crf.span_probs(emissions, mask, spans)
+        return [[ScoredSpan(s, e, label, float(p)) for (s, e, label), p in zip(ss, ps)] for ss, ps in zip(spans, probs)]
+
+    def tag(self, examples: Sequence[Example], batch_size: int = 64) -> list[list[ScoredSpan]]:
+        """Predict spans for ``examples`` (only their tokens are used), in order, in eval mode."""
+        was_training = self.training
+        self.eval()
+        device = self.emit.weight.device
+        out: list[list[ScoredSpan]] = []
+        try:
+            for i in range(0, len(examples), batch_size):
+                batch = make_batch(self.encoder, examples[i : i + batch_size])
+                batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
+                out.extend(self.predict(batch))
+        finally:
+            self.train(was_training)
+        return out
+
+    @property
+    def config(self) -> dict:
+        """What :func:`sparse_ner.export.load` needs to rebuild this module (besides the encoder)."""
+        return {"labels": self.labels, "tags": self.tags, "scheme": self.scheme, **self.options}
+
+    @classmethod
+    def from_config(cls, encoder: nn.Module, config: dict) -> "Tagger":
+        tagger = cls(encoder, config["labels"], config["scheme"], **{k: config[k] for k in config if k in _OPTIONS})
+        if tagger.tags != config.get("tags", tagger.tags):
+            raise ValueError(f"tag inventory mismatch: built {tagger.tags}, saved {config['tags']}")
+        return tagger
+
+
+_OPTIONS = ("dropout", "transitions", "entity_ratio", "ratio_margin", "ratio_weight")
+
+__all__ = ["ScoredSpan", "Tagger", "make_batch"]
