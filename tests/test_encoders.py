@@ -30,7 +30,7 @@ TRAIN = [
     ["The", "European", "Commission", "said", "on", "Thursday", "it", "disagreed", "."],
     ["the", "lamb", "said", "the", "EU", "."],
 ]
-RAGGED = [["Germany", "said", "no", "."], [], ["A"], ["unseen", "words", "here", "x", "y", "z", "!"]]
+RAGGED = [["Germany", "said", "no", "."], [], ["A"], ["unseen", "words", "x", "y", "z", "!"]]
 TEXT = (
     "The European Commission said on Thursday it disagreed with German advice to consumers to "
     "shun British lamb until scientists determine whether mad cow disease can be transmitted to "
@@ -68,6 +68,9 @@ def test_small_shapes_and_padding_invariance(kind: str, layers: int) -> None:
             assert torch.allclose(alone[0, : len(doc)], vecs[b, : len(doc)], atol=1e-5)
     empty, m = enc.encode([[], []])
     assert empty.shape == (2, 1, enc.output_dim) and not m.any()
+    enc.train()
+    enc.encode(RAGGED)[0].sum().backward()
+    assert all(p.grad is not None for p in enc.char_cnn.parameters())
 
 
 def test_small_vocab_features() -> None:

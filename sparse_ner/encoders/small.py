@@ -235,7 +235,7 @@ class SmallEncoder(Encoder):
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> "SmallEncoder":
-        """Rebuild from ``vocab.json`` and :meth:`config`; load the weights with ``load_state_dict``."""
+        """Rebuild from ``vocab.json`` and :meth:`config`; weights come with ``load_state_dict``."""
         vocabs = load_vocabs(Path(folder) / VOCAB_FILE)
         hparams = {k: v for k, v in config.items() if k != "type"}
         return cls(vocabs["words"], vocabs["chars"], **hparams)

@@ -1,4 +1,4 @@
-"""String <-> id vocabularies for the small encoder, saved as JSON (words may hold any character)."""
+"""String <-> id vocabularies for the small encoder, saved as JSON (words may hold any char)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class Vocab:
     def build(
         cls, items: Iterable[str], min_count: int = 1, max_size: int | None = None
     ) -> "Vocab":
-        """Keep items seen at least ``min_count`` times, most frequent first (ties by first seen)."""
+        """Keep items seen at least ``min_count`` times, most frequent first (ties: first seen)."""
         counts = Counter(items)
         kept = [s for s, c in counts.most_common() if c >= min_count and s not in (PAD, UNK)]
         if max_size is not None:
