@@ -91,7 +91,7 @@ class Tagger(nn.Module):
             from sparse_ner.losses import expected_entity_ratio_loss
 
             mask = batch["inputs"]["word_mask"]  # (B, T)
-            ratio = expected_entity_ratio_loss(self.crf, emissions, mask, lattice, self.entity_ratio, self.ratio_margin)
+            ratio = expected_entity_ratio_loss(self.crf, emissions, mask, self.entity_ratio, self.ratio_margin)
             loss = loss + self.ratio_weight * ratio
         return loss
 
@@ -100,6 +100,9 @@ class Tagger(nn.Module):
         """Viterbi spans of each example with their exact probability ``P(span is an entity)``."""
         mask = batch["inputs"]["word_mask"]  # (B, T)
         emissions = self.emissions(batch["inputs"])  # (B, T, K)
+        if emissions.shape[1] == 1:  # CRF inference needs T >= 2: add one masked position
+            emissions = torch.nn.functional.pad(emissions, (0, 0, 0, 1))  # (B, 2, K)
+            mask = torch.nn.functional.pad(mask, (0, 1))  # (B, 2)
         paths = self.crf.decode(emissions, mask)  # B lists of tag indices
         spans = [decode_tags([self.tags[k] for k in path], self.scheme) for path in paths]
         probs = self.crf.span_probs(emissions, mask, spans)

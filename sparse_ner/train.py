@@ -25,6 +25,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from sparse_ner.datamodule import TaggerDataModule
 from sparse_ner.lightning import TaggerModule
+from sparse_ner.metrics import format_report
 
 
 def default_loggers(root: str | Path, name: str) -> list[Logger]:
@@ -62,27 +63,15 @@ class TaggerCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
-def format_table(result: dict[str, float], labels: list[str]) -> str:
-    """A P/R/F1 table from an ``EntityF1.compute()`` dict (per-label keys ``{label}_f1`` etc.)."""
-    lines = [f"{'':<10} {'precision':>9} {'recall':>9} {'f1':>9}"]
-    for label in labels:
-        if f"{label}_f1" in result:
-            p, r, f = (result.get(f"{label}_{k}", float("nan")) for k in ("precision", "recall", "f1"))
-            lines.append(f"{label:<10} {p:>9.4f} {r:>9.4f} {f:>9.4f}")
-    lines.append(f"{'micro':<10} {result['precision']:>9.4f} {result['recall']:>9.4f} {result['f1']:>9.4f}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     cli = TaggerCLI(
         TaggerModule,
         TaggerDataModule,
         run=False,
-        args=argv,
+        args=argv,  # None: sys.argv
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"default_root_dir": "runs", "use_distributed_sampler": False,
+        trainer_defaults={"default_root_dir": "runs", "gradient_clip_val": 5.0, "use_distributed_sampler": False,
                           "inference_mode": False},  # the CRF differentiates log Z for span probabilities
         parser_kwargs={"prog": "python -m sparse_ner.train"},
     )
@@ -102,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         loader = data.val_dataloader() if name == "dev" else data.test_dataloader()
         trainer.test(module, dataloaders=loader, verbose=False)
         if trainer.is_global_zero:
-            print(f"\n{name}: {path}\n{format_table(module.test_result, module.tagger.labels)}")
+            print(f"\n{name}: {path}\n{format_report(module.test_result)}")
 
     export_dir = cli.config.get("export_dir") or str(Path(trainer.log_dir or "runs") / "model")
     if trainer.is_global_zero:
