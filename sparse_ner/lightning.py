@@ -12,6 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from sparse_ner.metrics import EntityF1
 from sparse_ner.model import Tagger
 
 
@@ -56,10 +57,7 @@ class TaggerModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.tagger: Tagger | None = None
-        from sparse_ner.metrics import EntityF1
-
         self.metric: EntityF1 | None = None
-        self._metric_cls = EntityF1
 
     # --- building ------------------------------------------------------------------------------
     def build(self, labels: list[str], train_words: list[list[str]]) -> Tagger:
@@ -70,7 +68,7 @@ class TaggerModule(pl.LightningModule):
         encoder = build_encoder(hp.encoder, vocab_words=train_words, **(hp.encoder_options or {}))
         self.tagger = Tagger(encoder, labels, hp.scheme, dropout=hp.dropout, transitions=hp.transitions,
                              entity_ratio=hp.entity_ratio, ratio_margin=hp.ratio_margin, ratio_weight=hp.ratio_weight)  # fmt: skip
-        self.metric = self._metric_cls(list(labels))
+        self.metric = EntityF1(list(labels))
         self.hparams.labels = list(labels)
         return self.tagger
 
