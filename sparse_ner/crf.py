@@ -162,7 +162,8 @@ class CRF(nn.Module):
             first.requires_grad_(True)
             steps.requires_grad_(True)
             score = forward(first, steps, last, mask, reduce)
-            d_first, d_steps = torch.autograd.grad(score.sum(), (first, steps))
+            d_first, d_steps = torch.autograd.grad(score.sum(), (first, steps), allow_unused=True,
+                                                   materialize_grads=True)  # T == 1: no steps
         return d_first, d_steps  # (B, K), (B, T-1, K, K)
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

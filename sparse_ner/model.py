@@ -100,9 +100,6 @@ class Tagger(nn.Module):
         """Viterbi spans of each example with their exact probability ``P(span is an entity)``."""
         mask = batch["inputs"]["word_mask"]  # (B, T)
         emissions = self.emissions(batch["inputs"])  # (B, T, K)
-        if emissions.shape[1] == 1:  # CRF inference needs T >= 2: add one masked position
-            emissions = torch.nn.functional.pad(emissions, (0, 0, 0, 1))  # (B, 2, K)
-            mask = torch.nn.functional.pad(mask, (0, 1))  # (B, 2)
         paths = self.crf.decode(emissions, mask)  # B lists of tag indices
         spans = [decode_tags([self.tags[k] for k in path], self.scheme) for path in paths]
         probs = self.crf.span_probs(emissions, mask, spans)

@@ -321,3 +321,18 @@ def test_entity_ratio_matches_enumeration_and_trains(transitions):
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     lower = expected_entity_ratio_loss(crf, (emissions - 0.1 * grad).detach(), mask, ratio=0.0, margin=0.0)
     assert lower.item() < loss.item()
+
+
+@pytest.mark.parametrize("scheme", ["bio", "bioes"])
+def test_inference_on_one_token_batches(scheme):
+    """A batch of one-token texts has no transitions at all: decode, marginals and span probs still work."""
+    crf = make_crf(["PER", "LOC"], scheme, seed=9)
+    emissions, mask = ragged(crf, [1, 1], seed=9)
+    for b in range(2):
+        _, best, _ = max(ref_paths(crf, emissions[b], 1), key=lambda x: x[2])
+        assert crf.decode(emissions, mask)[b] == list(best)
+    probs = crf.span_probs(emissions, mask, [[(0, 0, "PER")], [(0, 0, "LOC")]])
+    paths = list(ref_paths(crf, emissions[0], 1))
+    log_z = logsumexp([s for *_, s in paths])
+    want = sum(math.exp(s - log_z) for tags, _, s in paths if (0, 0, "PER") in ref_entities(tags, scheme))
+    assert probs[0][0] == pytest.approx(want, abs=1e-8)
