@@ -12,7 +12,8 @@ Rows, each forward + backward of the loss summed over a batch of B sequences of 
   (two of them overlapping), exact; the lattice is prebuilt (the data loader builds it in its workers).
 - ``ours lattice building``: the per-batch cost of building that lattice (runs in data-loader workers).
 
-The ratio column divides by pytorch-crf's full NLL at the same T. Median of ``--repeats`` timings.
+The ratio column divides by pytorch-crf's full NLL at the same T. Median of ``--repeats`` timings,
+taken in interleaved rounds (each round runs every row once).
 """
 
 from __future__ import annotations
@@ -30,19 +31,23 @@ from sparse_ner.crf import CRF
 from sparse_ner.tags import tag_names
 
 
-def timed(fn, repeats: int, device: str) -> float:
-    for _ in range(3):
-        fn()
-    times = []
+def timed_rows(fns: dict, repeats: int, device: str) -> dict[str, float]:
+    """Median seconds per call of each function, measured in interleaved rounds so that a change in
+    machine load affects every row alike."""
+    for fn in fns.values():
+        for _ in range(3):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        if device != "cpu":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device != "cpu":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            if device != "cpu":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if device != "cpu":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def annotations(B: int, T: int, labels: list[str], rejects: int, seed: int = 0) -> list[Annotation]:
@@ -117,11 +122,13 @@ def main(argv: list[str] | None = None) -> None:
         def run_build():
             build_lattice(ann_rej, tags, "bio", length=T)
 
-        base = timed(run_ref, args.repeats, dev)
-        rows = [("pytorch-crf full NLL", base), ("pytorch-partial-crf partial NLL", timed(run_partial, args.repeats, dev)),
-                ("ours partial NLL, accepts only", timed(run_acc, args.repeats, dev)),
-                (f"ours partial NLL, accepts + rejects (S={lat_rej.num_states})", timed(run_rej, args.repeats, dev)),
-                ("ours lattice building (data-loader side)", timed(run_build, max(5, args.repeats // 3), "cpu"))]
+        fns = {"pytorch-crf full NLL": run_ref, "pytorch-partial-crf partial NLL": run_partial,
+               "ours partial NLL, accepts only": run_acc,
+               f"ours partial NLL, accepts + rejects (S={lat_rej.num_states})": run_rej,
+               "ours lattice building (data-loader side)": run_build}
+        secs = timed_rows(fns, args.repeats, dev)
+        base = secs["pytorch-crf full NLL"]
+        rows = list(secs.items())
         for name, sec in rows:
             print(f"| {T} | {name} | {sec * 1000:.1f} | {sec / base:.2f} |")
 

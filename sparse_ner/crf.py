@@ -62,9 +62,11 @@ def forward(first: torch.Tensor, steps: torch.Tensor, last: torch.Tensor, mask: 
     Padding positions carry the state unchanged, so each sequence ends at its own length.
     """
     alpha = first  # (B, S)
-    for t in range(steps.shape[1]):
-        nxt = reduce(alpha.unsqueeze(2) + steps[:, t], 1)  # (B, S, 1) + (B, S, S) -> (B, S)
-        alpha = torch.where(mask[:, t + 1, None], nxt, alpha)
+    # unbind once: indexing steps[:, t] in the loop would make autograd zero-fill a full-size
+    # gradient per step (quadratic in T)
+    for step, real in zip(steps.unbind(1), mask[:, 1:, None].unbind(1)):  # (B, S, S), (B, 1)
+        nxt = reduce(alpha.unsqueeze(2) + step, 1)  # (B, S, 1) + (B, S, S) -> (B, S)
+        alpha = torch.where(real, nxt, alpha)
     return reduce(alpha + last, 1)  # (B,)
 
 
