@@ -178,6 +178,7 @@ class TaggerDataModule(pl.LightningDataModule):
         scheme: the tagger's tag scheme, ``bio`` or ``bioes``.
         complete: override the completeness of training examples (``None``: the reader decides).
         max_tasks: use only the first N db-out records of ``train`` (the annotation budget).
+        use_rejects: keep rejected spans as negative constraints; ``False`` drops them (an ablation).
         column_encoding: tag encoding of column files (``iob1``, ``bio``, ``bioes``, ``bmes``).
         batch_size: training batch size (examples).
         eval_batch_size: dev/test batch size.
@@ -195,6 +196,7 @@ class TaggerDataModule(pl.LightningDataModule):
         scheme: Scheme = "bio",
         complete: bool | None = None,
         max_tasks: int | None = None,
+        use_rejects: bool = True,
         column_encoding: str = "iob1",
         batch_size: int = 32,
         eval_batch_size: int = 128,
@@ -221,6 +223,11 @@ class TaggerDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_examples is None:  # the vocabulary and labels always come from the training data
             self.train_examples = self._read(self.train_path, gold=False, name="train", max_records=self.hparams.max_tasks)
+            if not self.hparams.use_rejects:
+                dropped = sum(len(ex.rejected) for ex in self.train_examples)
+                for ex in self.train_examples:
+                    ex.rejected = []
+                _print(f"[train] use_rejects=False: {dropped} rejected spans not used")
         if self.dev_examples is None:
             self.dev_examples = self._read(self.dev_path, gold=True, name="dev")
         if stage in (None, "test") and self.test_path and self.test_examples is None:
