@@ -382,9 +382,23 @@ def read_examples(
     every example complete (True) or sparse (False); None decides per example.
     """
     stats = ReadStats() if stats is None else stats
+    records = (record for _, record in read_jsonl(source, on_error=on_error, stats=stats))
+    return merge_records(records, labels, complete, stats, tokenizer)
+
+
+def merge_records(
+    records: Iterable[dict],
+    labels: Sequence[str] | None = None,
+    complete: bool | None = None,
+    stats: ReadStats | None = None,
+    tokenizer: Callable[[str], list[Token]] = tokenize,
+) -> list[Example]:
+    """Merge db-out record dicts (in order) into one :class:`Example` per text, exactly as
+    :func:`read_examples` does for a file: same checks, merge rules and ``stats`` counts."""
+    stats = ReadStats() if stats is None else stats
     label_set = set(labels) if labels is not None else None
     groups: dict[int, _Group] = {}
-    for _, record in read_jsonl(source, on_error=on_error, stats=stats):
+    for record in records:
         text = record.get("text")
         key = record.get("_input_hash")
         if not _is_int(key):
