@@ -101,15 +101,42 @@ def _print(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-class BucketBatchSampler(Sampler[list[int]]):
-    """Batches of similar length. Shards batches across ranks when ``torch.distributed`` is running.
+def _dist_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the running process group, ``(0, 1)`` without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
-    With ``shuffle``, the order changes every epoch (seeded by ``seed`` and the epoch count);
-    without, the batches come in length order (good for evaluation).
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length, sharded across the ranks of a ``torch.distributed`` run.
+
+    With ``shuffle`` (training), the order changes every epoch (seeded by ``seed`` and the epoch
+    count, so every rank draws the same order): the shuffled examples are cut into chunks of
+    ``bucket_chunks`` *global* batches of ``batch_size * world`` examples, each chunk is sorted by
+    length, and every rank takes ``global_batch[rank::world]``. Under DDP (gradients averaged over
+    ranks) a step therefore sees the same examples as one process with batch ``batch_size * world``,
+    and every rank runs the same number of steps; only a last global batch with fewer examples than
+    ranks is left out of the epoch.
+
+    Without ``shuffle`` (evaluation), the length-sorted examples are cut into contiguous batches of
+    at most ``batch_size`` and dealt to the ranks round robin: every example is evaluated exactly
+    once (nothing padded by duplication, nothing dropped), so metrics summed over ranks are exact;
+    the batch count is rounded up to a multiple of ``world`` when there are enough examples, so every
+    rank gets the same number of batches.
+
+    ``num_replicas`` and ``rank`` default to those of the running process group (1 and 0 without).
     """
 
     def __init__(
-        self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0, bucket_chunks: int = 50
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        bucket_chunks: int = 50,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -118,13 +145,22 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.shuffle = shuffle
         self.seed = seed
         self.bucket_chunks = bucket_chunks
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
 
-    def _batches(self) -> list[list[int]]:
-        n, bs = len(self.lengths), self.batch_size
-        if not self.shuffle:
-            order = sorted(range(n), key=lambda i: self.lengths[i])
-            return [order[i : i + bs] for i in range(0, n, bs)]
+    def _world(self) -> tuple[int, int]:
+        rank, world = _dist_world()
+        world = self.num_replicas if self.num_replicas is not None else world
+        rank = self.rank if self.rank is not None else rank
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside [0, {world})")
+        if len(self.lengths) < world:
+            raise ValueError(f"{len(self.lengths)} examples cannot be sharded over {world} processes")
+        return rank, world
+
+    def _train_batches(self, world: int) -> list[list[int]]:
+        """The epoch's global batches of ``batch_size * world`` examples (shuffled, bucketed)."""
+        n, bs = len(self.lengths), self.batch_size * world
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(n, generator=g).tolist()
         chunk = bs * self.bucket_chunks
@@ -132,27 +168,36 @@ class BucketBatchSampler(Sampler[list[int]]):
         for c in range(0, n, chunk):
             part = sorted(order[c : c + chunk], key=lambda i: self.lengths[i])
             batches += [part[i : i + bs] for i in range(0, len(part), bs)]
-        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        return [b for b in batches if len(b) >= world]  # every rank gets >= 1 example of each
 
-    def _shard(self, batches: list[list[int]]) -> list[list[int]]:
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return batches
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        if self.shuffle:  # every rank must run the same number of steps
-            batches = batches[: len(batches) // world * world] or batches[:1] * world
-        return batches[rank::world]
+    def _eval_batches(self, world: int) -> list[list[int]]:
+        """Contiguous length-sorted batches of at most ``batch_size``, a multiple of ``world`` when possible."""
+        n, count = len(self.lengths), self._eval_count(world)
+        order = sorted(range(n), key=lambda i: self.lengths[i])
+        return [order[n * k // count : n * (k + 1) // count] for k in range(count)]
+
+    def _eval_count(self, world: int) -> int:
+        n = len(self.lengths)
+        count = -(-n // self.batch_size)
+        return min(-(-count // world) * world, n)  # sizes stay <= batch_size, as count >= n / batch_size
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._shard(self._batches())
-        self.epoch += 1
+        rank, world = self._world()
+        if self.shuffle:
+            batches = [b[rank::world] for b in self._train_batches(world)]
+            self.epoch += 1
+        else:
+            batches = self._eval_batches(world)[rank::world]
         return iter(batches)
 
     def __len__(self) -> int:
-        n = -(-len(self.lengths) // self.batch_size)  # upper bound when shuffling by chunks
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            world = torch.distributed.get_world_size()
-            n = max(n // world, 1) if self.shuffle else -(-n // world)
-        return n
+        rank, world = self._world()
+        n = len(self.lengths)
+        if self.shuffle:  # chunks hold whole global batches, so only the very last one can be short
+            bs = self.batch_size * world
+            return -(-n // bs) - int(0 < n % bs < world)
+        return len(range(rank, self._eval_count(world), world))
 
 
 class Collator:
@@ -180,9 +225,11 @@ class TaggerDataModule(pl.LightningDataModule):
         max_tasks: use only the first N db-out records of ``train`` (the annotation budget).
         use_rejects: keep rejected spans as negative constraints; ``False`` drops them (an ablation).
         column_encoding: tag encoding of column files (``iob1``, ``bio``, ``bioes``, ``bmes``).
-        batch_size: training batch size (examples).
+        batch_size: training batch size (examples) per process: under DDP one step sees
+            ``batch_size * world_size`` examples.
         eval_batch_size: dev/test batch size.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (featurizing and collating run in them).
+        pin_memory: page-locked batches for fast host-to-GPU copies; ``None``: on when training on CUDA.
         bucket_chunks: batches per length-sorted chunk when shuffling.
         seed: seed of the batch order.
     """
@@ -201,6 +248,7 @@ class TaggerDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int = 128,
         num_workers: int = 0,
+        pin_memory: bool | None = None,
         bucket_chunks: int = 50,
         seed: int = 0,
     ) -> None:
@@ -276,7 +324,13 @@ class TaggerDataModule(pl.LightningDataModule):
             collate_fn=Collator(self.encoder, self.tags, self.scheme),
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
+            pin_memory=self._pin_memory(),
         )
+
+    def _pin_memory(self) -> bool:
+        if self.hparams.pin_memory is not None:
+            return self.hparams.pin_memory
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_examples, train=True)
