@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -111,7 +112,8 @@ def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
     wrapped = ["/usr/bin/time", "-f", "peak_rss_kb=%M"] + cmd
     print(f"\n=== {tag}\n$ {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(wrapped, cwd=ROOT, capture_output=True, text=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    proc = subprocess.run(wrapped, cwd=ROOT, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
     log = workdir / f"{tag}.log"
     log.write_text(proc.stdout + "\n" + proc.stderr)
@@ -128,7 +130,7 @@ def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
     return {"corpus": corpus_name, "budget": budget or "all", "row": row, "max_epochs": args.max_epochs,
             "f1": result["f1"], "precision": result["precision"], "recall": result["recall"],
             "train_seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb, 1),
-            "command": " ".join(cmd), "machine": f"{platform.machine()} {platform.node()}",
+            "threads": args.threads, "command": " ".join(cmd), "machine": f"{platform.machine()} {platform.node()}",
             "date": dt.date.today().isoformat()}
 
 
@@ -182,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", nargs="+", default=["1000", "2000", "6000", "all"])
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     ap.add_argument("--max-epochs", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="OMP/MKL threads of each run (1: robust when the machine is shared; torch's 2-thread "
+                         "kernels slow down ~10x when other processes compete for the 2 cores)")
     ap.add_argument("--results", default=str(ROOT / "bench_results/binary.jsonl"))
     ap.add_argument("--workdir", default="/tmp/sparse_ner_bench")
     ap.add_argument("--report", action="store_true", help="only print the table and write the PNG")
