@@ -14,6 +14,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("sparse_ner.evaluate", "entity P/R/F1 of a model on gold JSONL or a column file"),
     "convert": ("sparse_ner.convert", "convert between db-out JSONL and column files"),
     "simulate-teach": ("sparse_ner.data.simulate", "turn a gold corpus into simulated ner.teach answers"),
+    "review": ("sparse_ner.review", "rank training examples hardest first for review (Prodigy JSONL + HTML)"),
+    "merge": ("sparse_ner.merge", "merge reviewed corrections back into the original answers"),
+    "simulate": ("sparse_ner.simulate", "simulate the annotation loop and compare selection strategies"),
 }
 
 

@@ -1,0 +1,383 @@
+"""A tagger in the annotation loop: learn from each batch of answers, score the stream, save it all.
+
+:class:`OnlineTagger` wraps a :class:`~sparse_ner.model.Tagger` (from :func:`sparse_ner.load`, or
+built cold from labels and an encoder name with :meth:`OnlineTagger.from_config`) and implements
+the two callbacks of a Prodigy recipe:
+
+``update(answers) -> loss``
+    Answered task dicts (``accept`` / ``reject`` / ``ignore``; binary ``ner`` or complete
+    ``ner_manual``) are added to an answer memory keyed by ``_input_hash`` and merged per text with
+    every earlier answer by :func:`sparse_ner.data.prodigy.merge_records` (the rules of
+    ``read_examples``). Then ``steps`` optimizer steps each train on the texts just answered plus a
+    fresh random ``replay`` sample of earlier texts, so the model neither forgets nor overfits one
+    batch. A reject teaches through the exact partial-label loss: the rejected span is removed
+    from the consistent set, nothing else is assumed. Returns the mean loss.
+
+``__call__(stream)``
+    Yields ``(score, task)``: one task per suggested span (``spans`` holds that one span), ``score``
+    the model's exact probability that the span is an entity (CRF marginals, also in
+    ``meta.score``). Suggestions are the spans with a start marginal of at least ``threshold``
+    (:func:`sparse_ner.selection.candidate_spans`). Pattern matches (:mod:`sparse_ner.patterns`)
+    are offered as tasks with ``meta.pattern``; while the model is cold their score is pulled to
+    0.5 (uncertain, so sorters show them), moving to the model's probability over the first
+    ``pattern_warmup`` answers; a pattern whose answers are mostly rejects (precision below
+    ``min_pattern_precision`` after 5 answers) is no longer offered. Spans already answered are not
+    asked again. Texts are scored ``batch_size`` at a time, sorted by length.
+
+Threads
+    One lock guards the parameters: ``update`` holds it while training, scoring holds it while one
+    batch is scored, so Prodigy may call ``update`` from its web thread while the stream runs.
+
+Saving
+    ``to_disk(folder)`` writes the exported model (the format ``sparse_ner.load`` and ``python -m
+    sparse_ner.predict`` read) plus ``online/``: the answer memory (``answers.jsonl``), patterns,
+    options and counts (``state.json``) and the optimizer state; ``from_disk`` restores all of it.
+
+Vocabulary (small encoder)
+    A cold small encoder's word vocabulary is built from the texts given to :meth:`from_config`
+    (give the whole stream, or a word list, up front). Words not seen there map to ``<unk>``; their
+    characters and shape still reach the model through the char CNN and shape features.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import torch
+
+from sparse_ner.data.example import Example, Token
+from sparse_ner.data.prodigy import input_hash, merge_records, span_dict, task_hash, token_dicts
+from sparse_ner.data.tokenize import tokenize
+from sparse_ner.model import Tagger, make_batch
+from sparse_ner.patterns import Pattern, PatternMatcher
+from sparse_ner.selection import candidate_spans
+
+STATE_DIR = "online"
+DEFAULTS: dict[str, Any] = {
+    "lr": 2e-3,  # head (and small encoder) learning rate
+    "encoder_lr": None,  # None: lr for the small encoder, 5e-5 for a transformer
+    "steps": 2,  # optimizer steps per update() call
+    "replay": 10,  # earlier texts mixed into each step
+    "batch_size": 64,  # texts scored at once
+    "threshold": 0.1,  # start-tag marginal for a span to be suggested
+    "max_len": 8,  # longest suggested span, in tokens
+    "max_suggestions": 5,  # model suggestions per text (most probable start first), besides patterns
+    "pattern_warmup": 200,  # answers over which pattern scores move from 0.5 to the model's
+    "min_pattern_precision": 0.2,
+    "grad_clip": 5.0,
+    "seed": 0,
+}
+
+
+def _words_of(item: Any) -> list[str]:
+    if isinstance(item, dict):
+        if item.get("tokens"):
+            return [t["text"] for t in item["tokens"]]
+        return [t.text for t in tokenize(item.get("text", ""))]
+    if isinstance(item, str):
+        return [t.text for t in tokenize(item)]
+    return list(item)
+
+
+def _tokens_of(task: dict) -> list[Token]:
+    text = task["text"]
+    if task.get("tokens"):
+        return [Token(t.get("text", text[t["start"]:t["end"]]), t["start"], t["end"], bool(t.get("ws", True)))
+                for t in task["tokens"]]  # fmt: skip
+    return tokenize(text)
+
+
+class OnlineTagger:
+    """A :class:`Tagger` with an answer memory, an optimizer and a stream scorer (module docstring)."""
+
+    def __init__(self, tagger: Tagger, patterns: Iterable[Pattern | dict] | None = None, **options: Any):
+        unknown = set(options) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"unknown options {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
+        self.options = {**DEFAULTS, **options}
+        self.tagger = tagger.eval()
+        self.labels = list(tagger.labels)
+        self.matcher = PatternMatcher(patterns, self.labels) if patterns else None
+        self.memory: dict[int, list[dict]] = {}  # input hash -> answered records, in answer order
+        self.examples: dict[int, Example] = {}  # input hash -> the merged example
+        self.asked: set[tuple[int, int, int, str]] = set()  # (input hash, start, end, label) answered
+        self.pattern_counts: dict[str, Counter] = {}  # pattern id -> {"accept": n, "reject": n}
+        self.n_answers = 0
+        self.n_updates = 0
+        self._rng = random.Random(self.options["seed"])
+        self._lock = threading.RLock()
+        self.optimizer = self._make_optimizer()
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, labels: Sequence[str], encoder: str = "small", texts: Iterable[Any] | None = None,
+                    encoder_options: dict | None = None, scheme: str = "bio", tagger_options: dict | None = None,
+                    patterns: Iterable[Pattern | dict] | None = None, entity_prior: float = 0.15,
+                    **options: Any) -> "OnlineTagger":  # fmt: skip
+        """A cold model: ``encoder`` is ``"small"``, ``"minilm"`` or a Hugging Face folder.
+
+        The output layer starts biased so that a share ``entity_prior`` of tokens is in an entity
+        (instead of a uniform guess, which would suggest a span at nearly every token).
+        ``texts`` (strings, word lists or task dicts) build the small encoder's vocabulary; the
+        words of phrase patterns are added. Words outside it map to ``<unk>`` later.
+        """
+        from sparse_ner.encoders import build_encoder
+
+        pats = list(patterns or [])
+        vocab_words = None
+        if encoder == "small":
+            if texts is None:
+                raise ValueError("a cold 'small' encoder needs texts (the stream or a word list) for its vocabulary")
+            vocab_words = [_words_of(t) for t in texts]
+            vocab_words += [_words_of(p["pattern"] if isinstance(p, dict) else p.pattern) for p in pats
+                            if isinstance(p["pattern"] if isinstance(p, dict) else p.pattern, str)]  # fmt: skip
+        enc_options = {"min_count": 1, **(encoder_options or {})} if encoder == "small" else dict(encoder_options or {})
+        enc = build_encoder(encoder, vocab_words, **enc_options)
+        tagger = Tagger(enc, labels, scheme, **(tagger_options or {}))  # type: ignore[arg-type]
+        with torch.no_grad():  # start from "most tokens are O" rather than a uniform guess
+            o = tagger.tags.index("O")
+            k = len(tagger.tags) - 1
+            tagger.emit.bias[o] += float(torch.tensor((1 - entity_prior) * k / entity_prior).log())
+        return cls(tagger, patterns=pats or None, **options)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        from sparse_ner.encoders import SmallEncoder
+
+        lr = self.options["lr"]
+        enc_lr = self.options["encoder_lr"]
+        if enc_lr is None:
+            enc_lr = lr if isinstance(self.tagger.encoder, SmallEncoder) else 5e-5
+        enc_params = [p for p in self.tagger.encoder.parameters() if p.requires_grad]
+        enc_ids = {id(p) for p in enc_params}
+        head = [p for p in self.tagger.parameters() if p.requires_grad and id(p) not in enc_ids]
+        return torch.optim.AdamW([{"params": enc_params, "lr": enc_lr}, {"params": head, "lr": lr}],
+                                 weight_decay=0.0)  # fmt: skip
+
+    # -- update --------------------------------------------------------------------------------
+
+    def _remember(self, answers: Sequence[dict]) -> list[int]:
+        touched: list[int] = []
+        for task in answers:
+            key = task.get("_input_hash")
+            if not isinstance(key, int) or isinstance(key, bool):
+                key = input_hash(task.get("text", ""))
+            if key not in self.memory:
+                self.memory[key] = []
+            self.memory[key].append(task)
+            if key not in touched:
+                touched.append(key)
+            answer = task.get("answer")
+            if answer in ("accept", "reject") and task.get("_view_id", "ner") == "ner":
+                for sp in task.get("spans", []):
+                    if "token_start" in sp and "token_end" in sp:
+                        self.asked.add((key, sp["token_start"], sp["token_end"], sp.get("label", "")))
+                pid = (task.get("meta") or {}).get("pattern")
+                if pid is not None:
+                    self.pattern_counts.setdefault(str(pid), Counter())[answer] += 1
+        for key in touched:
+            merged = merge_records(self.memory[key], labels=self.labels)
+            if merged:
+                self.examples[key] = merged[0]
+            else:
+                self.examples.pop(key, None)
+        return [k for k in touched if k in self.examples]
+
+    def update(self, answers: Sequence[dict]) -> float:
+        """Learn from answered tasks (Prodigy's ``update`` callback); returns the mean loss."""
+        answers = list(answers)
+        with self._lock:
+            new = [self.examples[k] for k in self._remember(answers)]
+            self.n_answers += len(answers)
+            if not new:
+                return 0.0
+            new_keys = {ex.input_hash for ex in new}
+            earlier = [k for k in self.examples if k not in new_keys]
+            tagger = self.tagger
+            tagger.train()
+            losses = []
+            try:
+                for _ in range(self.options["steps"]):
+                    replay = [self.examples[k] for k in self._rng.sample(earlier, min(self.options["replay"], len(earlier)))]
+                    batch = make_batch(tagger.encoder, new + replay, tagger.tags, tagger.scheme)
+                    device = tagger.emit.weight.device
+                    batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
+                    batch["lattice"] = batch["lattice"].to(device)
+                    loss = tagger.loss(batch)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(tagger.parameters(), self.options["grad_clip"])
+                    self.optimizer.step()
+                    losses.append(float(loss.detach()))
+            finally:
+                tagger.eval()
+            self.n_updates += 1
+            return sum(losses) / len(losses)
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def pattern_ok(self, pid: str) -> bool:
+        """A pattern is offered until 5+ answers show a precision below ``min_pattern_precision``."""
+        c = self.pattern_counts.get(pid)
+        if not c or c["accept"] + c["reject"] < 5:
+            return True
+        return c["accept"] / (c["accept"] + c["reject"]) >= self.options["min_pattern_precision"]
+
+    def _score_batch(self, examples: list[Example], extra: list[list[tuple[int, int, str]]]
+                     ) -> list[list[tuple[int, int, str, float]]]:  # fmt: skip
+        """Candidate spans (plus ``extra`` spans) with their exact probability, per example."""
+        tagger = self.tagger
+        with self._lock:
+            batch = make_batch(tagger.encoder, examples)
+            device = tagger.emit.weight.device
+            inputs = {k: v.to(device) for k, v in batch["inputs"].items()}
+            mask = inputs["word_mask"]  # (B, T)
+            with torch.no_grad():
+                emissions = tagger.emissions(inputs)  # (B, T, K)
+            marginals = tagger.crf.marginals(emissions, mask)  # (B, T, K)
+            lengths = mask.sum(1).tolist()
+            cands = candidate_spans(marginals, lengths, tagger.tags, tagger.scheme, self.options["threshold"],
+                                    self.options["max_len"], self.options["max_suggestions"])  # fmt: skip
+            for c, more in zip(cands, extra):
+                c.extend(span for span in more if span not in c)
+            probs = tagger.crf.span_probs(emissions, mask, cands)
+        return [[(s, e, lab, p) for (s, e, lab), p in zip(c, ps)] for c, ps in zip(cands, probs)]
+
+    def __call__(self, stream: Iterable[dict]) -> Iterator[tuple[float, dict]]:
+        """``(score, task)`` for each suggested span of each text of ``stream`` (module docstring)."""
+        size = self.options["batch_size"]
+        buffer: list[dict] = []
+        for task in stream:
+            buffer.append(task)
+            if len(buffer) >= size:
+                yield from self._suggest(buffer)
+                buffer = []
+        if buffer:
+            yield from self._suggest(buffer)
+
+    def _suggest(self, tasks: list[dict]) -> Iterator[tuple[float, dict]]:
+        examples = [Example(t["text"], _tokens_of(t)) for t in tasks]
+        matches = [{m[:3]: m.pattern for m in self.matcher(ex.words) if self.pattern_ok(m.pattern)}
+                   if self.matcher is not None and ex.tokens else {} for ex in examples]  # fmt: skip
+        order = sorted((i for i, ex in enumerate(examples) if ex.tokens), key=lambda i: len(examples[i]))
+        scored: dict[int, list[tuple[int, int, str, float]]] = {}
+        chunk = 32
+        for j in range(0, len(order), chunk):
+            idx = order[j : j + chunk]
+            for i, spans in zip(idx, self._score_batch([examples[i] for i in idx], [list(matches[i]) for i in idx])):
+                scored[i] = spans
+        warm = min(1.0, self.n_answers / max(1, self.options["pattern_warmup"]))
+        for i, task in enumerate(tasks):
+            if i not in scored:
+                continue
+            ex = examples[i]
+            key = task.get("_input_hash")
+            if not isinstance(key, int) or isinstance(key, bool):
+                key = input_hash(ex.text)
+            for s, e, label, p in scored[i]:
+                if (key, s, e, label) in self.asked:
+                    continue
+                meta = dict(task.get("meta") or {})
+                pid = matches[i].get((s, e, label))
+                score = p
+                if pid is not None:
+                    score = (1.0 - warm) * 0.5 + warm * p
+                    meta["pattern"] = pid
+                if pid is None and p < self.options["threshold"]:
+                    continue
+                meta["score"] = round(score, 6)
+                yield score, self._task(task, ex, key, s, e, label, meta)
+
+    @staticmethod
+    def _task(task: dict, ex: Example, key: int, s: int, e: int, label: str, meta: dict) -> dict:
+        from sparse_ner.data.example import Span
+
+        spans = [span_dict(Span(ex.tokens[s].start, ex.tokens[e].end, s, e, label))]
+        out = {k: v for k, v in task.items() if k not in ("spans", "answer", "_task_hash")}
+        out.update(text=ex.text, tokens=task.get("tokens") or token_dicts(ex.tokens), spans=spans, meta=meta,
+                   _input_hash=key, _task_hash=task_hash(key, "ner", spans))  # fmt: skip
+        return out
+
+    def predict(self, tasks: Iterable[dict]) -> Iterator[dict]:
+        """Each task with the model's best spans filled in (``ner_manual`` pre-annotation)."""
+        from sparse_ner.predict import predict_tasks
+
+        size = self.options["batch_size"]
+        buffer: list[dict] = []
+
+        def flush(items: list[dict]) -> list[dict]:
+            with self._lock:
+                return list(predict_tasks(self.tagger, items, batch_size=size))
+
+        for task in tasks:
+            buffer.append(task)
+            if len(buffer) >= size:
+                yield from flush(buffer)
+                buffer = []
+        if buffer:
+            yield from flush(buffer)
+
+    # -- saving --------------------------------------------------------------------------------
+
+    def to_disk(self, folder: str | Path) -> Path:
+        """Write the model (``sparse_ner.load`` format) and ``online/`` state; replaces ``folder``."""
+        from sparse_ner.export import export
+
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        with self._lock:
+            export(self.tagger, tmp)
+            state = tmp / STATE_DIR
+            state.mkdir()
+            with open(state / "answers.jsonl", "w", encoding="utf8") as f:
+                for records in self.memory.values():
+                    for r in records:
+                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            info = {"options": self.options, "n_answers": self.n_answers, "n_updates": self.n_updates,
+                    "pattern_counts": {k: dict(v) for k, v in self.pattern_counts.items()}}  # fmt: skip
+            (state / "state.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf8")
+            if self.matcher is not None:
+                (state / "patterns.jsonl").write_text(self.matcher.to_jsonl(), encoding="utf8")
+            torch.save(self.optimizer.state_dict(), state / "optimizer.pt")
+        old = folder.with_name(folder.name + ".old")
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        if old.exists():
+            shutil.rmtree(old)
+        return folder
+
+    @classmethod
+    def from_disk(cls, folder: str | Path, **options: Any) -> "OnlineTagger":
+        """Restore what :meth:`to_disk` wrote; a plain exported model starts with an empty memory.
+
+        ``options`` override the saved ones (e.g. ``lr``)."""
+        from sparse_ner.export import load
+        from sparse_ner.patterns import read_patterns
+
+        folder = Path(folder)
+        tagger = load(folder)
+        state = folder / STATE_DIR
+        info = json.loads((state / "state.json").read_text("utf8")) if (state / "state.json").exists() else {}
+        patterns = read_patterns(state / "patterns.jsonl") if (state / "patterns.jsonl").exists() else None
+        model = cls(tagger, patterns=patterns, **{**info.get("options", {}), **options})
+        if (state / "answers.jsonl").exists():
+            with open(state / "answers.jsonl", encoding="utf8") as f:
+                model._remember([json.loads(line) for line in f if line.strip()])
+        model.pattern_counts = {k: Counter(v) for k, v in info.get("pattern_counts", {}).items()}
+        model.n_answers = info.get("n_answers", sum(len(v) for v in model.memory.values()))
+        model.n_updates = info.get("n_updates", 0)
+        if (state / "optimizer.pt").exists():
+            model.optimizer.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
+        return model
+
+
+__all__ = ["DEFAULTS", "OnlineTagger"]

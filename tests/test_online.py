@@ -1,0 +1,249 @@
+"""The online model: update() merging and learning, stream scoring, patterns, sorters, save/load,
+threads; and merge_records (factored out of read_examples)."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import pytest
+import torch
+
+pytest.importorskip("spacy", reason="the online model's patterns need spaCy (pip install 'sparse-ner[online]')")
+
+import sparse_ner  # noqa: E402
+from sparse_ner.data.prodigy import ReadStats, input_hash, merge_records, read_examples  # noqa: E402
+from sparse_ner.online import OnlineTagger  # noqa: E402
+from sparse_ner.selection import candidate_spans, in_order, prefer_uncertain, uncertainty  # noqa: E402
+
+LABELS = ["LOC", "PER"]
+TEXTS = [
+    "Alice flew to Paris today .",
+    "Bob met Alice in Berlin .",
+    "Paris is far from Berlin .",
+    "Carol and Bob stayed home .",
+    "Dave visited Rome and Paris .",
+    "Nothing happened here at all .",
+]
+SMALL = {"word_dim": 16, "char_dim": 8, "char_out": 8, "shape_dim": 4, "hidden": 16}
+
+
+def make_online(patterns=None, **options) -> OnlineTagger:
+    torch.manual_seed(0)
+    return OnlineTagger.from_config(LABELS, "small", texts=TEXTS, encoder_options=SMALL, patterns=patterns,
+                                    tagger_options={"dropout": 0.0}, **options)  # fmt: skip
+
+
+def task(text: str, start: int, end: int, label: str, answer: str, view: str = "ner", **extra) -> dict:
+    from sparse_ner.data.tokenize import tokenize
+
+    toks = tokenize(text)
+    span = {"start": toks[start].start, "end": toks[end].end, "token_start": start, "token_end": end, "label": label}
+    return {"text": text, "spans": [span], "answer": answer, "_view_id": view, "_input_hash": input_hash(text), **extra}
+
+
+def prob(online: OnlineTagger, text: str, span: tuple[int, int, str]) -> float:
+    from sparse_ner.data.example import Example
+    from sparse_ner.data.tokenize import tokenize
+
+    (spans,) = online._score_batch([Example(text, tokenize(text))], [[span]])
+    return next(p for s, e, lab, p in spans if (s, e, lab) == span)
+
+
+# -- merge_records --------------------------------------------------------------------------------
+
+
+def test_merge_records_matches_read_examples(tmp_path):
+    records = [
+        task(TEXTS[0], 0, 0, "PER", "accept"),
+        task(TEXTS[0], 3, 3, "PER", "reject"),
+        task(TEXTS[0], 3, 3, "PER", "accept"),  # contradiction: both dropped
+        task(TEXTS[1], 0, 0, "PER", "ignore"),
+        {"text": TEXTS[2], "answer": "accept"},  # binary without spans
+        task(TEXTS[3], 0, 0, "PER", "accept", view="ner_manual"),
+    ]
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    s1, s2 = ReadStats(), ReadStats()
+    from_file = read_examples(path, labels=LABELS, stats=s1)
+    merged = merge_records(records, labels=LABELS, stats=s2)
+    assert [(e.text, e.accepted, e.rejected, e.complete) for e in from_file] == \
+        [(e.text, e.accepted, e.rejected, e.complete) for e in merged]  # fmt: skip
+    assert s1.counts == s2.counts and s1.span_counts == s2.span_counts
+    assert s2.counts["conflicting_answers"] == 2 and s2.counts["no_spans"] == 1
+
+
+# -- update ----------------------------------------------------------------------------------------
+
+
+def test_update_merges_answers_on_the_same_text():
+    online = make_online()
+    loss = online.update([task(TEXTS[0], 0, 0, "PER", "accept"), task(TEXTS[0], 3, 3, "PER", "reject")])
+    assert math.isfinite(loss) and loss > 0
+    online.update([task(TEXTS[0], 3, 3, "LOC", "accept"), task(TEXTS[1], 0, 0, "PER", "ignore")])
+    ex = online.examples[input_hash(TEXTS[0])]
+    assert [s.key for s in ex.accepted] == [(0, 0, "PER"), (3, 3, "LOC")]
+    assert [s.key for s in ex.rejected] == [(3, 3, "PER")]
+    assert not ex.complete
+    assert input_hash(TEXTS[1]) not in online.examples  # only an ignore: nothing to learn
+    assert online.n_answers == 4 and len(online.memory[input_hash(TEXTS[0])]) == 3
+    assert online.update([]) == 0.0
+
+
+def test_update_learns_from_accepts_and_rejects():
+    online = make_online(lr=0.02, steps=3)
+    before_acc = prob(online, TEXTS[0], (3, 3, "LOC"))
+    before_rej = prob(online, TEXTS[0], (0, 0, "LOC"))
+    answers = [task(t, i, i, "LOC", "accept") for t, i in ((TEXTS[0], 3), (TEXTS[2], 0), (TEXTS[4], 4))]
+    answers += [task(TEXTS[0], 0, 0, "LOC", "reject"), task(TEXTS[1], 0, 0, "LOC", "reject")]
+    for _ in range(10):
+        online.update(answers)
+    assert prob(online, TEXTS[0], (3, 3, "LOC")) > max(0.8, before_acc)
+    assert prob(online, TEXTS[0], (0, 0, "LOC")) < min(0.2, before_rej)
+
+
+def test_update_complete_manual_answer_and_replay():
+    online = make_online(replay=2)
+    manual = task(TEXTS[1], 0, 0, "PER", "accept", view="ner_manual")
+    manual["spans"].append({**task(TEXTS[1], 4, 4, "LOC", "accept")["spans"][0]})
+    online.update([manual])
+    ex = online.examples[input_hash(TEXTS[1])]
+    assert ex.complete and [s.key for s in ex.accepted] == [(0, 0, "PER"), (4, 4, "LOC")]
+    seen = []
+    original = online.tagger.loss
+    online.tagger.loss = lambda batch: (seen.append(len(batch["gold"])), original(batch))[1]
+    online.update([task(t, 0, 0, "PER", "reject") for t in TEXTS[2:5]])
+    assert seen == [3 + 1] * online.options["steps"]  # 3 new texts + 1 earlier text (replay <= 2 available: 1)
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+
+
+def test_scoring_yields_one_span_per_task_with_exact_scores():
+    online = make_online(threshold=0.0, max_suggestions=3)
+    stream = [{"text": t, "meta": {"source": "x"}} for t in TEXTS[:3]] + [{"text": "   "}]
+    pairs = list(online(stream))
+    assert len(pairs) == 3 * 3
+    for score, t in pairs:
+        assert len(t["spans"]) == 1 and 0.0 <= score <= 1.0
+        assert t["meta"]["score"] == round(score, 6) and t["meta"]["source"] == "x"
+        sp = t["spans"][0]
+        assert abs(prob(online, t["text"], (sp["token_start"], sp["token_end"], sp["label"])) - score) < 1e-6
+        assert t["_input_hash"] == input_hash(t["text"]) and "tokens" in t
+    assert len({t["_task_hash"] for _, t in pairs}) == len(pairs)
+    # an answered span is not asked again
+    _, first = pairs[0]
+    online.update([{**first, "answer": "reject"}])
+    again = [t for _, t in online([{"text": first["text"]}])]
+    assert first["spans"] not in [t["spans"] for t in again]
+
+
+def test_cold_start_offers_pattern_matches_then_drops_bad_patterns():
+    patterns = [{"label": "LOC", "pattern": "Paris", "id": "paris"}, {"label": "PER", "pattern": [{"lower": "bob"}]}]
+    online = make_online(patterns=patterns)
+    pairs = list(online([{"text": t} for t in TEXTS]))
+    by_pattern = [(s, t) for s, t in pairs if "pattern" in t["meta"]]
+    assert {t["meta"]["pattern"] for _, t in by_pattern} == {"paris", "2"}
+    assert all(s == 0.5 for s, _ in by_pattern)  # cold: maximally uncertain, so sorters show them
+    assert len(pairs) == len(by_pattern)  # the cold model itself suggests nothing (entity prior)
+    rejects = [{**t, "answer": "reject"} for _, t in by_pattern if t["meta"]["pattern"] == "2"]
+    rejects += [{**task(f"Bob number {i} .", 0, 0, "PER", "reject"), "meta": {"pattern": "2"}} for i in range(5)]
+    online.update(rejects)
+    assert not online.pattern_ok("2") and online.pattern_ok("paris")
+    later = [t for _, t in online([{"text": "Bob saw Paris ."}]) if "pattern" in t["meta"]]
+    assert [t["meta"]["pattern"] for t in later] == ["paris"]
+
+
+def test_candidate_spans_from_marginals():
+    tags = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    m = torch.zeros(1, 4, 5)
+    m[0, :, 0] = 1.0
+    m[0, 1] = torch.tensor([0.1, 0.8, 0.0, 0.1, 0.0])
+    m[0, 2] = torch.tensor([0.3, 0.0, 0.7, 0.0, 0.0])
+    assert candidate_spans(m, [4], tags, "bio", threshold=0.5) == [[(1, 1, "LOC"), (1, 2, "LOC")]]
+    assert candidate_spans(m, [4], tags, "bio", threshold=0.05, limit=2) == [[(1, 1, "LOC"), (1, 2, "LOC")]]
+    assert candidate_spans(m, [2], tags, "bio", threshold=0.05) == [[(1, 1, "LOC"), (1, 1, "PER")]]
+
+
+def test_sorters():
+    assert uncertainty(0.5) == 1.0 and uncertainty(0.0) == 0.0 and uncertainty(1.0) == 0.0
+    scored = [(p, {"i": i}) for i, p in enumerate([0.5, 0.99, 0.01, 0.45, 0.97, 0.6] * 20)]
+    picked = [t["i"] % 6 for t in prefer_uncertain(scored)]
+    assert picked and set(picked) <= {0, 3, 5}
+    assert [t["i"] for t in in_order(scored)] == list(range(len(scored)))
+    prob_picked = [t["i"] for t in prefer_uncertain(scored, algorithm="probability", seed=1)]
+    assert prob_picked == [t["i"] for t in prefer_uncertain(scored, algorithm="probability", seed=1)]
+    assert 0 < len(prob_picked) < len(scored)
+    with pytest.raises(ValueError, match="algorithm"):
+        list(prefer_uncertain(scored, algorithm="nope"))  # type: ignore[arg-type]
+
+
+# -- saving, threads, options ----------------------------------------------------------------------
+
+
+def test_to_disk_from_disk_round_trip(tmp_path):
+    online = make_online(patterns=[{"label": "LOC", "pattern": "Paris"}], steps=1)
+    online.update([task(TEXTS[0], 3, 3, "LOC", "accept", meta={"pattern": "1"}), task(TEXTS[1], 0, 0, "LOC", "reject")])
+    folder = online.to_disk(tmp_path / "model")
+    online.to_disk(tmp_path / "model")  # replacing an existing folder works
+    restored = OnlineTagger.from_disk(folder)
+    assert restored.memory == online.memory and restored.n_answers == 2 and restored.n_updates == 1
+    assert restored.pattern_counts == online.pattern_counts and restored.options == online.options
+    assert restored.asked == online.asked
+    stream = [{"text": t} for t in TEXTS]
+    assert [(round(s, 5), t["_task_hash"]) for s, t in restored(stream)] == \
+        [(round(s, 5), t["_task_hash"]) for s, t in online(stream)]  # fmt: skip
+    # the optimizer continues: the same next update gives the same loss
+    nxt = [task(TEXTS[2], 0, 0, "LOC", "accept")]
+    losses = []
+    for model in (restored, online):
+        model._rng.seed(1)
+        torch.manual_seed(1)  # word dropout
+        losses.append(model.update(nxt))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    # the folder is an ordinary exported model
+    tagger = sparse_ner.load(folder)
+    preds = list(sparse_ner.predict_tasks(tagger, [{"text": TEXTS[0]}]))
+    assert preds[0]["tokens"]
+
+
+def test_update_from_another_thread_while_scoring():
+    online = make_online()
+    answers = [task(t, 0, 0, "PER", "accept") for t in TEXTS]
+    errors: list[BaseException] = []
+
+    def learn() -> None:
+        try:
+            for _ in range(5):
+                online.update(answers)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    thread = threading.Thread(target=learn)
+    thread.start()
+    scores = [s for _ in range(5) for s, _ in online([{"text": t} for t in TEXTS])]
+    thread.join()
+    assert not errors and all(0.0 <= s <= 1.0 for s in scores)
+    assert online.n_updates == 5
+
+
+def test_unknown_option_and_cold_small_encoder_needs_texts():
+    with pytest.raises(TypeError, match="unknown options"):
+        make_online(learning_rate=1.0)
+    with pytest.raises(ValueError, match="needs texts"):
+        OnlineTagger.from_config(LABELS, "small")
+
+
+def test_unseen_words_map_to_unk():
+    online = make_online()
+    feats = online.tagger.encoder.featurize(["Alice", "Zyxwv"])
+    assert feats["word_ids"][0] != 1 and feats["word_ids"][1] == 1  # UNK_ID
+
+
+def test_predict_prefills_spans():
+    online = make_online(lr=0.02, steps=3)
+    for _ in range(10):
+        online.update([task(TEXTS[0], 3, 3, "LOC", "accept"), task(TEXTS[4], 4, 4, "LOC", "accept")])
+    (out,) = list(online.predict([{"text": TEXTS[0]}]))
+    assert {(s["token_start"], s["label"]) for s in out["spans"]} >= {(3, "LOC")}
