@@ -13,7 +13,7 @@ Public API (imported lazily, so ``import sparse_ner`` is cheap):
 - ``TaggerModule``, ``TaggerDataModule``: the Lightning pieces behind ``python -m sparse_ner.train``.
 - ``predict_tasks(tagger, tasks)``: tag db-out-style dicts; ``evaluate(model, gold)``: P/R/F1 dict.
 - ``score_examples(tagger, examples) -> [Review]``: how likely each annotation is a mistake (``review.SCORES``);
-  ``strip_predicted`` (Prodigy ``before_db``); ``merge(original, corrections)``: corrections replace answers.
+  ``strip_predicted`` (Prodigy ``before_db``); ``merge_corrections(original, corrections)``: corrections replace answers.
 
 Command lines: ``python -m sparse_ner.train --config configs/wikigold_quickstart.yaml``,
 ``python -m sparse_ner.predict MODEL IN.jsonl -o OUT.jsonl``, ``python -m sparse_ner.evaluate MODEL GOLD``
@@ -49,7 +49,7 @@ _EXPORTS: dict[str, str] = {
     "score_examples": "sparse_ner.review",
     "Review": "sparse_ner.review",
     "strip_predicted": "sparse_ner.review",
-    "merge": "sparse_ner.merge",
+    "merge_corrections": "sparse_ner.merge",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -68,7 +68,7 @@ def clean_correction(record: dict) -> list[dict]:
     return out
 
 
-def merge(
+def merge_corrections(
     original: Iterable[dict], corrections: Iterable[dict], key: Key = "input", drop_unmatched: bool = False
 ) -> tuple[list[dict], list[dict], Counter]:
     """``(merged records, replaced original records, counts)``."""
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     original = [r for _, r in read_jsonl(args.original)]
     corrections = [r for _, r in read_jsonl(args.corrections)]
-    merged, replaced, counts = merge(original, corrections, args.key, args.drop_unmatched)
+    merged, replaced, counts = merge_corrections(original, corrections, args.key, args.drop_unmatched)
     _write(merged, args.output)
     if args.replaced:
         _write(replaced, args.replaced)

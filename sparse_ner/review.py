@@ -26,7 +26,7 @@ The output is one ``spans_manual`` task per text, hardest first: the annotation'
 model's spans labelled ``LABEL:PREDICTED`` with their probability (``score``), ``meta`` with the
 review score, and ``_review`` with what :func:`strip_predicted` (Prodigy ``before_db``) and
 :mod:`sparse_ner.merge` need to save the reviewed annotation faithfully. Run it in Prodigy with the
-recipe at the end of this file: ``prodigy review.sparse_ner DATASET REVIEW.jsonl -F sparse_ner/review.py``.
+recipe at the end of this file: ``prodigy sparse_ner.review DATASET REVIEW.jsonl -F sparse_ner/review.py``.
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ try:  # pragma: no cover - Prodigy is not a dependency
     import prodigy  # type: ignore[import-not-found]
 
     @prodigy.recipe(
-        "review.sparse_ner",
+        "sparse_ner.review",
         dataset=("Dataset to save the reviewed answers to", "positional", None, str),
         source=("Review JSONL from python -m sparse_ner.review", "positional", None, str),
     )
