@@ -12,12 +12,16 @@ Public API (imported lazily, so ``import sparse_ner`` is cheap):
 - ``EntityF1``: entity-level precision / recall / F1 (a torchmetrics ``Metric``).
 - ``TaggerModule``, ``TaggerDataModule``: the Lightning pieces behind ``python -m sparse_ner.train``.
 - ``predict_tasks(tagger, tasks)``: tag db-out-style dicts; ``evaluate(model, gold)``: P/R/F1 dict.
+- ``OnlineTagger``: the model in the annotation loop (``update(answers)``, ``model(stream)`` ->
+  ``(score, task)``, ``to_disk`` / ``from_disk``); ``prefer_uncertain`` sorter; ``PatternMatcher``,
+  ``read_patterns`` for match-pattern cold starts (needs spaCy: the ``online`` extra).
 - ``score_examples(tagger, examples) -> [Review]``: how likely each annotation is a mistake (``review.SCORES``);
   ``strip_predicted`` (Prodigy ``before_db``); ``merge_corrections(original, corrections)``: corrections replace answers.
 
 Command lines: ``python -m sparse_ner.train --config configs/wikigold_quickstart.yaml``,
 ``python -m sparse_ner.predict MODEL IN.jsonl -o OUT.jsonl``, ``python -m sparse_ner.evaluate MODEL GOLD``
-(also ``sparse-ner train|predict|evaluate ...``).
+``python -m sparse_ner.simulate --config configs/simulate_conll.yaml`` (also ``sparse-ner train|predict|
+evaluate|simulate ...``); Prodigy recipes ``sparse_ner.teach`` and ``sparse_ner.correct``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ _EXPORTS: dict[str, str] = {
     "Review": "sparse_ner.review",
     "strip_predicted": "sparse_ner.review",
     "merge_corrections": "sparse_ner.merge",
+    "OnlineTagger": "sparse_ner.online",
+    "prefer_uncertain": "sparse_ner.selection",
+    "PatternMatcher": "sparse_ner.patterns",
+    "read_patterns": "sparse_ner.patterns",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -158,7 +158,7 @@ class OnlineTagger:
         enc_ids = {id(p) for p in enc_params}
         head = [p for p in self.tagger.parameters() if p.requires_grad and id(p) not in enc_ids]
         return torch.optim.AdamW([{"params": enc_params, "lr": enc_lr}, {"params": head, "lr": lr}],
-                                 weight_decay=0.0)  # fmt: skip
+                                 weight_decay=0.0, foreach=True)  # fmt: skip
 
     # -- update --------------------------------------------------------------------------------
 

@@ -1,0 +1,108 @@
+"""Benchmark the annotation loop on CPU: update() latency and stream scoring speed.
+
+    python scripts/bench_online.py [--encoders small minilm] [--threads 1]
+
+For each encoder a cold :class:`OnlineTagger` (CoNLL-2003 labels; the small encoder's vocabulary
+from the CoNLL train texts) first learns from ``--warmup`` answers of the fixed simulated ``ner.teach``
+file (so update() has earlier answers to replay), then
+
+- ``update()`` is timed on ``--updates`` consecutive batches of 10 answers (p50 / p95 / max ms);
+- scoring: the CoNLL-2003 test sentences (``--score-limit`` of them) are streamed through
+  ``online(stream)`` and every ``(score, task)`` is consumed (sentences/s, suggestions/sentence).
+
+Wall-clock and process CPU time are both reported: on shared cores the wall clock includes waiting
+for other processes (the 1-minute load average is printed with each row). Data are read from
+../shared/data (never copied). Prints a Markdown table and one JSON line per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+LABELS = ["LOC", "MISC", "ORG", "PER"]
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def bench(encoder: str, args: argparse.Namespace) -> dict:
+    from sparse_ner.data.prodigy import read_jsonl
+    from sparse_ner.online import OnlineTagger
+    from sparse_ner.patterns import read_patterns
+    from sparse_ner.simulate import as_task, read_gold
+
+    torch.manual_seed(0)
+    train = read_gold(DATA / "conll2003" / "train.txt")
+    test = [ex for ex in read_gold(DATA / "conll2003" / "test.txt") if ex.tokens][: args.score_limit]
+    patterns = read_patterns(ROOT / "examples" / "patterns_conll.jsonl", LABELS)
+    texts = [as_task(ex, i) for i, ex in enumerate(train)] if encoder == "small" else None
+    online = OnlineTagger.from_config(LABELS, encoder, texts=texts, patterns=patterns,
+                                      tagger_options={"entity_ratio": 0.15})  # fmt: skip
+    answers = (r for _, r in read_jsonl(DATA / "teach" / "conll2003_train_teach.jsonl"))
+    warm = list(itertools.islice(answers, args.warmup))
+    for i in range(0, len(warm), 10):
+        online.update(warm[i : i + 10])
+    times, cpu = [], []
+    for _ in range(args.updates):
+        batch = list(itertools.islice(answers, 10))
+        t0, c0 = time.perf_counter(), time.process_time()
+        online.update(batch)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    ms = [t * 1000 for t in times]
+    cpu_ms = [t * 1000 for t in cpu]
+    stream = [as_task(ex, i) for i, ex in enumerate(test)]
+    list(online(stream[:64]))  # warm-up
+    t0, c0 = time.perf_counter(), time.process_time()
+    n_tasks = sum(1 for _ in online(stream))
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "encoder": encoder, "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
+        "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
+        "updates": len(ms), "score_sentences": len(stream), "score_sent_per_s": round(len(stream) / seconds, 1),
+        "update_cpu_p50_ms": round(statistics.median(cpu_ms), 1), "update_cpu_p95_ms": round(percentile(cpu_ms, 0.95), 1),
+        "score_sent_per_cpu_s": round(len(stream) / cpu_seconds, 1),
+        "suggestions_per_sentence": round(n_tasks / len(stream), 2), "load_avg_1m": round(os.getloadavg()[0], 2),
+    }  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--encoders", nargs="+", default=["small", "minilm"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=500, help="answers learned before timing")
+    p.add_argument("--updates", type=int, default=50, help="timed update() calls of 10 answers")
+    p.add_argument("--score-limit", type=int, default=None, help="test sentences to score (default: all)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for encoder in args.encoders:
+        row = bench(encoder, args)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print("\n| encoder | threads | update p50 ms | update p95 ms | max ms | update CPU p50 / p95 ms | scoring sent/s "
+          "| scoring sent per CPU-s | suggestions/sent | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['encoder']} | {r['threads']} | {r['update_p50_ms']} | {r['update_p95_ms']} | {r['update_max_ms']} "
+              f"| {r['update_cpu_p50_ms']} / {r['update_cpu_p95_ms']} | {r['score_sent_per_s']} ({r['score_sentences']} sent.) "
+              f"| {r['score_sent_per_cpu_s']} | {r['suggestions_per_sentence']} "
+              f"| {r['load_avg_1m']} |")
+
+
+if __name__ == "__main__":
+    main()
