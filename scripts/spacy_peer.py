@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import spacy
-    from spacy.util import compounding, fix_random_seed, minibatch_by_words
+    from spacy.training.batchers import minibatch_by_words
+    from spacy.util import fix_random_seed
+    from thinc.api import compounding
 
     from sparse_ner.datamodule import read_any
 
