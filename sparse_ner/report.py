@@ -94,7 +94,8 @@ def summary(ranked: Sequence[Review], score: str = DEFAULT_SCORE, top: int = 10,
         lines += [f"  {k:>3}x  {w!r}: {a} -> {p} ({kind})" for (w, a, p, kind), k in common]
     lines += ["", f"hardest {min(top, n)}:"]
     for i, r in enumerate(ranked[:top], start=1):
-        diff = "; ".join(f"{w!r} {a}->{p}" for a, p, _, w in disagreements(r)[:3]) or "(agrees)"
+        diff = "; ".join(f"{w!r} {a}->{p}" + ("" if k == "label" else f" ({k})")
+                         for a, p, k, w in disagreements(r)[:3]) or "(agrees)"  # fmt: skip
         lines.append(f"  {i:>3}. {r.scores[score]:8.3f}  {r.example.text[:60]!r}  {diff}")
     return "\n".join(lines)
 

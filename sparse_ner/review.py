@@ -6,12 +6,18 @@ other folds and scores each example with the model that did not see it (out-of-f
 :mod:`sparse_ner.folds`). DATA is db-out JSONL (binary ``ner.teach`` answers or complete manual
 annotations, merged per text) or a column file.
 
-Scores (higher = more likely an annotation mistake; ``--score``):
+Scores (higher = more likely an annotation mistake; ``--score``). ``P(span)`` is the CRF's exact
+probability that a span is an entity (:meth:`sparse_ner.crf.CRF.span_probs`):
 
-- ``worst_span`` (default; the best AUPRC in ``scripts/bench_review.py``): the most surprising piece
-  of the annotation, in nats: ``-log P(span)`` of an accepted span, ``-log(1 - P(span))`` of a
-  rejected span and, for a complete annotation, of each span the model predicts that the annotation
-  lacks. ``P`` is the CRF's exact span probability (:meth:`sparse_ner.crf.CRF.span_probs`).
+- ``span_odds`` (default; the best AUPRC in ``scripts/bench_review.py``): the log-odds, in nats, that
+  the model prefers something else to a piece of the annotation, maximized over the pieces and
+  floored at 0. For an accepted span, ``log P(best alternative) - log P(span)``, the alternatives
+  being the same tokens with another label and the span with one boundary moved by one token (the
+  mistakes annotators make); for a rejected span, ``log P / (1 - P)``; for a complete annotation,
+  ``log P / (1 - P)`` of each predicted span it lacks. Ratios, not raw probabilities, so a model
+  that is unsure everywhere (a rare label, a long entity) does not flag every correct annotation.
+- ``worst_span``: the most surprising piece of the annotation, ``-log P(span)`` of an accepted
+  span, ``-log(1 - P(span))`` of a rejected span or of a predicted span a complete annotation lacks.
 - ``loss``: the partial-label NLL of the example's own annotation, ``-log P(annotation)``.
 - ``loss_per_span``: ``loss`` divided by the number of annotated (accepted + rejected) spans.
 - ``margin``: ``log P(best tag sequence) - log P(annotation)``, floored at 0: 0 when the model's
@@ -41,8 +47,8 @@ from typing import Any, Iterable, Sequence
 
 from sparse_ner.data.example import Example
 
-SCORES = ("worst_span", "loss", "loss_per_span", "margin", "f1", "token")
-DEFAULT_SCORE = "worst_span"
+SCORES = ("span_odds", "worst_span", "loss", "loss_per_span", "margin", "f1", "token")
+DEFAULT_SCORE = "span_odds"
 PREDICTED = ":PREDICTED"
 EPS = 1e-12  # floor of probabilities inside logs
 
@@ -79,8 +85,19 @@ def _f1(accepted: set, rejected: set, predicted: set, complete: bool) -> float:
     return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
+def _log(p: float) -> float:
+    return math.log(max(p, EPS))
+
+
 def _surprise(p: float) -> float:
-    return -math.log(max(p, EPS))
+    return -_log(p)
+
+
+def _alternatives(span: TokenSpan, n: int, labels: Sequence[str]) -> list[TokenSpan]:
+    """The spans an annotator might have meant instead: another label, or one boundary moved by one."""
+    s, e, label = span
+    moved = [(s + ds, e + de) for ds, de in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+    return [(s, e, x) for x in labels if x != label] + [(a, b, label) for a, b in moved if 0 <= a <= b < n]
 
 
 def _path_scores(crf: Any, emissions: Any, paths: list[list[int]]) -> Any:
@@ -135,17 +152,26 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
                 paths = crf.decode(emissions, mask)
                 best = _path_scores(crf, emissions, paths)  # (B,): the Viterbi path's score
             pred = [decode_tags([tagger.tags[k] for k in path], tagger.scheme) for path in paths]
-            queries = [p + a.accepted + a.rejected for p, a in zip(pred, anns)]
+            alts = [[_alternatives(span, len(ex), tagger.labels) for span in a.accepted] for ex, a in zip(chunk, anns)]
+            queries = [p + a.accepted + a.rejected + [x for xs in al for x in xs] for p, a, al in zip(pred, anns, alts)]
             probs = crf.span_probs(emissions, mask, queries)
             types = crf.marginals(emissions, mask) @ collapse.to(device)  # (B, T, C)
             for b, (ex, ann, p, q) in enumerate(zip(chunk, anns, pred, probs)):
-                n_pred, n_acc = len(p), len(ann.accepted)
-                p_pred, p_acc, p_rej = q[:n_pred], q[n_pred : n_pred + n_acc], q[n_pred + n_acc :]
+                n_pred, n_acc, n_rej = len(p), len(ann.accepted), len(ann.rejected)
+                p_pred, p_acc = q[:n_pred], q[n_pred : n_pred + n_acc]
+                p_rej, rest = q[n_pred + n_acc : n_pred + n_acc + n_rej], q[n_pred + n_acc + n_rej :]
+                # log-odds of the best alternative to each piece of the annotation
+                odds = []
+                for pr, al in zip(p_acc, alts[b]):
+                    p_alt, rest = rest[: len(al)], rest[len(al) :]
+                    odds.append(_log(max(p_alt, default=0.0)) - _log(pr))
+                odds += [_log(pr) - _log(1 - pr) for pr in p_rej]
                 evidence = [("accept", s, pr, _surprise(pr)) for s, pr in zip(ann.accepted, p_acc)]
                 evidence += [("reject", s, pr, _surprise(1 - pr)) for s, pr in zip(ann.rejected, p_rej)]
                 if ann.complete:
                     acc = set(ann.accepted)
                     evidence += [("missing", s, pr, _surprise(1 - pr)) for s, pr in zip(p, p_pred) if s not in acc]
+                    odds += [_log(pr) - _log(1 - pr) for s, pr in zip(p, p_pred) if s not in acc]
                 # token self-confidence on the tokens whose entity type the annotation fixes
                 cls = [0] * len(ex) if ann.complete else [-1] * len(ex)
                 for s, e, label in ann.accepted:
@@ -153,6 +179,7 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
                 conf = [float(types[b, t, c]) for t, c in enumerate(cls) if c >= 0]
                 loss = float(log_z[b] - log_z_consistent[b])
                 scores = {
+                    "span_odds": max(0.0, max(odds, default=0.0)),
                     "worst_span": max((ev[3] for ev in evidence), default=0.0),
                     "loss": loss,
                     "loss_per_span": loss / max(1, len(ann.accepted) + len(ann.rejected)),

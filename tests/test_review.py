@@ -75,7 +75,7 @@ def test_corrupted_annotations_rank_first(tagger: Tagger) -> None:
     data = [corrupted.get(i, ex) for i, ex in enumerate(examples)]
     reviews = score_examples(tagger, data, batch_size=16)
     assert [r.index for r in reviews] == list(range(60))
-    for score in ("worst_span", "loss", "margin"):
+    for score in ("span_odds", "worst_span", "loss", "margin"):
         top = {r.index for r in rank(reviews, score)[:6]}
         assert set(corrupted) <= top, (score, [(r.index, round(r.scores[score], 2)) for r in rank(reviews, score)[:8]])
 
@@ -95,6 +95,12 @@ def test_scores_are_what_they_say(tagger: Tagger) -> None:
     extra = [(s, e, lab, p) for s, e, lab, p in r.predicted if (s, e, lab) not in keys]
     expected = max([-math.log(p) for p in p_acc] + [-math.log(1 - p) for *_, p in extra])
     assert r.scores["worst_span"] == pytest.approx(expected, rel=1e-4)
+    # span_odds: the best alternative (another label, a boundary moved by one) against each accepted span
+    alts = [[(s, e, x) for x in LABELS if x != lab] + [(a, b, lab) for a, b in ((s - 1, e), (s + 1, e), (s, e - 1), (s, e + 1))
+             if 0 <= a <= b < len(ex)] for s, e, lab in keys]  # fmt: skip
+    odds = [math.log(max(tagger.crf.span_probs(emissions, mask, [al])[0])) - math.log(p) for al, p in zip(alts, p_acc)]
+    odds += [math.log(p) - math.log(1 - p) for *_, p in extra]
+    assert r.scores["span_odds"] == pytest.approx(max(0.0, *odds), rel=1e-4, abs=1e-6)
     # margin: 0 when the annotation is the model's Viterbi path
     viterbi = with_spans(ex, [(s, e, lab) for s, e, lab, _ in r.predicted])
     (rv,) = score_examples(tagger, [viterbi])
@@ -119,6 +125,8 @@ def test_binary_answers_score_accepts_and_rejects(tagger: Tagger) -> None:
     assert r_aw.scores["worst_span"] == pytest.approx(-math.log(p_wrong), rel=1e-4)
     assert r_rr.scores["worst_span"] == pytest.approx(-math.log(1 - p_right), rel=1e-4)
     assert r_aw.scores["worst_span"] > r_ar.scores["worst_span"] and r_rr.scores["worst_span"] > r_ar.scores["worst_span"]
+    assert r_rr.scores["span_odds"] == pytest.approx(max(0.0, math.log(p_right / (1 - p_right))), rel=1e-4, abs=1e-6)
+    assert r_aw.scores["span_odds"] > r_ar.scores["span_odds"]
     assert r_rr.scores["f1"] == 1.0 and r_ar.scores["f1"] == 0.0  # a predicted rejected span is a false positive
     assert r_e.scores["loss"] == pytest.approx(0.0, abs=1e-5) and r_e.scores["worst_span"] == 0.0
 
