@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "encoder": "small", "encoder_options": {}, "tagger_options": {}, "online": {},
     "strategies": ["uncertainty", "random", "patterns"], "answers": 2000, "batch_size": 10,
     "eval_every": 200, "dev_limit": 1000, "seed": 0, "threads": None, "output": "runs/simulate",
+    "sorter": {},  # options of prefer_uncertain for "uncertainty": algorithm, bias, decay
 }  # fmt: skip
 
 
@@ -76,12 +77,13 @@ def dev_f1(online: Any, dev: list[Example]) -> dict[str, float]:
     return {k: float(v) for k, v in metric.compute().items() if k in ("precision", "recall", "f1")}
 
 
-def questions(strategy: str, online: Any, tasks: list[dict], static: str | None) -> Iterator[dict]:
+def questions(strategy: str, online: Any, tasks: list[dict], static: str | None,
+              sorter: dict | None = None) -> Iterator[dict]:  # fmt: skip
     """The answered-or-not tasks a strategy puts to the annotator, in order."""
     from sparse_ner.selection import in_order, prefer_uncertain
 
     if strategy == "uncertainty":
-        yield from prefer_uncertain(online(tasks), seed=online.options["seed"])
+        yield from prefer_uncertain(online(tasks), **{"seed": online.options["seed"], **(sorter or {})})
     elif strategy == "random":
         yield from in_order(online(tasks))
     elif strategy == "patterns":
@@ -113,7 +115,7 @@ def run(strategy: str, cfg: dict, train: list[Example], dev: list[Example],
     random.Random(cfg["seed"]).shuffle(tasks)
     gold = {(ex.input_hash if ex.input_hash is not None else input_hash(ex.text)): {s.key for s in ex.accepted}
             for ex in train}  # fmt: skip
-    stream = questions(strategy, online, tasks, cfg["static"])
+    stream = questions(strategy, online, tasks, cfg["static"], cfg["sorter"])
     rows: list[dict] = []
     answered = accepts = 0
     start = time.perf_counter()
