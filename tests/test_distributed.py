@@ -191,3 +191,24 @@ def test_batches_move_to_the_device_with_their_lattice() -> None:
     assert all(getattr(moved["lattice"], f).is_meta for f in ("mask", "base_of", "start", "allowed", "end"))
     assert all(t.is_meta for t in moved["inputs"].values())
     assert moved["gold"] == batch["gold"]
+
+
+def test_slurm_script_starts_one_task_per_gpu_with_srun(tmp_path: Path) -> None:
+    """The batch script under a fake ``srun``: the trainer gets SLURM's node and task counts."""
+    import os
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > {tmp_path / "args.txt"}\n')
+    (fake / "srun").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "SLURM_JOB_NUM_NODES": "2",
+           "SLURM_NTASKS_PER_NODE": "4(x2)", "SLURM_CPUS_PER_TASK": "8", "SLURM_SUBMIT_DIR": str(ROOT)}  # fmt: skip
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_train.sbatch"), "configs/cluster_ddp.yaml",
+                          "--trainer.max_epochs", "1"], env=env, capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    args = (tmp_path / "args.txt").read_text().split("\n")
+    assert args[:4] == ["--kill-on-bad-exit=1", "python", "-m", "sparse_ner.train"]
+    line = " ".join(args)
+    assert "--config configs/cluster_ddp.yaml" in line
+    assert "--trainer.num_nodes 2 --trainer.devices 4 --data.num_workers 7" in line
+    assert line.strip().endswith("--trainer.max_epochs 1")
