@@ -60,9 +60,11 @@ def load_model(model: str | Path, labels: Sequence[str] | None = None, source: I
     return OnlineTagger.from_config(labels, encoder, texts=list(source), patterns=pats)
 
 
-def teach_stream(online: OnlineTagger, source: Iterable[dict], algorithm: str = "ema") -> Iterator[dict]:
-    """Binary questions: one span per task, the most uncertain first (``prefer_uncertain``)."""
-    return prefer_uncertain(online(source), algorithm=algorithm)  # type: ignore[arg-type]
+def teach_stream(online: OnlineTagger, source: Iterable[dict], algorithm: str = "ema",
+                 bias: float = 0.0) -> Iterator[dict]:  # fmt: skip
+    """Binary questions: one span per task, the uncertain ones (``prefer_uncertain``; a larger
+    ``bias`` is stricter: only spans more uncertain than the running mean + bias * std)."""
+    return prefer_uncertain(online(source), algorithm=algorithm, bias=bias)  # type: ignore[arg-type]
 
 
 def correct_stream(online: OnlineTagger, source: Iterable[dict]) -> Iterator[dict]:
@@ -127,15 +129,17 @@ def _components(dataset: str, model: str, source: str, label: str | None, patter
     patterns=("Patterns JSONL for a cold start", "option", "pt", str),
     encoder=("Encoder of a new model: small, minilm or a folder", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
+    bias=("Uncertainty sorter strictness (0: Prodigy's default; 1 did best in the CoNLL simulation)", "option",
+          "b", float),
 )
 def teach(dataset: str, model: str, source: str, label: str | None = None, patterns: str | None = None,
-          encoder: str = "small", save_every: int = 10) -> dict:  # fmt: skip
+          encoder: str = "small", save_every: int = 10, bias: float = 0.0) -> dict:  # fmt: skip
     """Binary NER annotation with the model in the loop (accept / reject each suggested span)."""
     online, tasks, update, on_exit = _components(dataset, model, source, label, patterns, encoder, save_every)
     return {
         "dataset": dataset,
         "view_id": "ner",
-        "stream": teach_stream(online, tasks),
+        "stream": teach_stream(online, tasks, bias=bias),
         "update": update,
         "before_db": before_db,
         "on_exit": on_exit,
