@@ -15,7 +15,7 @@ then ranked by each method and we report, for finding the corrupted sentences, p
 Run from the repository root (CoNLL-2003 is research-only: it is read from ../shared/data, never
 copied into the repository)::
 
-    python scripts/bench_review.py --sentences 4000 --epochs 5 --folds 2 3 5 --json bench_review.json
+    python scripts/bench_review.py --sentences 1000 --dev-sentences 300 --epochs 3 --folds 2 3 --json bench_review.json
 """
 
 from __future__ import annotations
@@ -136,10 +136,10 @@ def evaluate(name: str, reviews: list[Review], examples: list[Example], truth: n
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/conll2003"), help="CoNLL-2003 folder")
-    parser.add_argument("--sentences", type=int, default=4000, help="first N training sentences")
-    parser.add_argument("--dev-sentences", type=int, default=1000, help="first N dev sentences (early stopping)")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--folds", type=int, nargs="*", default=[2, 3, 5])
+    parser.add_argument("--sentences", type=int, default=1000, help="first N training sentences")
+    parser.add_argument("--dev-sentences", type=int, default=300, help="first N dev sentences (early stopping)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--folds", type=int, nargs="*", default=[2, 3])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
