@@ -210,3 +210,20 @@ def test_review_cli_out_of_fold(tmp_path: Path) -> None:
         held_out = {t["_input_hash"] for t in tasks if t["meta"]["fold"] == k}
         assert held_out and not (held_out & trained_on)
         assert (models / f"fold{k}" / "model" / "tagger.json").exists()
+
+
+def test_bench_corruption_is_seeded_and_counted() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_review", Path(__file__).resolve().parents[1] / "scripts" / "bench_review.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    examples = gold(400, seed=6)
+    out, changed, counts = bench.corrupt(examples, seed=0)
+    again, changed2, _ = bench.corrupt(examples, seed=0)
+    assert changed == changed2 and [[s.key for s in e.accepted] for e in out] == [[s.key for s in e.accepted] for e in again]
+    n = sum(len(e.accepted) for e in examples)
+    assert counts["swap"] == round(0.05 * n) and counts["delete"] == round(0.02 * n)
+    assert counts["shift"] + counts["shift_impossible"] == round(0.02 * n)
+    assert changed == {i for i, (a, b) in enumerate(zip(examples, out)) if [s.key for s in a.accepted] != [s.key for s in b.accepted]}
+    assert all(e.text == o.text for e, o in zip(examples, out))
