@@ -10,13 +10,12 @@ the config (e.g. fewer epochs). The dev set of the config still selects each mod
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from sparse_ner.data.example import Example
-from sparse_ner.data.prodigy import examples_to_tasks, hash32, input_hash
+from sparse_ner.data.prodigy import examples_to_tasks, hash32, input_hash, write_jsonl
 from sparse_ner.review import Review, score_examples
 
 
@@ -32,10 +31,8 @@ def assign_folds(examples: Sequence[Example], folds: int, seed: int = 0) -> list
     return [fold_of(ex, folds, seed) for ex in examples]
 
 
-def write_jsonl(examples: Sequence[Example], path: Path) -> None:
-    with open(path, "w", encoding="utf8") as f:
-        for task in examples_to_tasks(examples):
-            f.write(json.dumps(task, ensure_ascii=False) + "\n")
+def write_examples(examples: Sequence[Example], path: Path) -> None:
+    write_jsonl(examples_to_tasks(examples), path)
 
 
 def train_fold(train: Sequence[Example], config: str, folder: Path, name: str, extra: Sequence[str] = ()) -> Path:
@@ -44,7 +41,7 @@ def train_fold(train: Sequence[Example], config: str, folder: Path, name: str, e
 
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / f"{name}_train.jsonl"
-    write_jsonl(train, data)
+    write_examples(train, data)
     model = folder / name / "model"
     args = ["--config", str(config), f"--data.train={data}", "--data.test=null", "--data.max_tasks=null",
             f"--trainer.default_root_dir={folder / name}", f"--run_name={name}", f"--export_dir={model}",

@@ -22,13 +22,11 @@ The counts of replaced, kept, unmatched, ignored and superseded records are prin
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from sparse_ner.data.prodigy import input_hash, read_jsonl, task_hash
+from sparse_ner.data.prodigy import input_hash, read_jsonl, task_hash, write_jsonl
 from sparse_ner.review import PREDICTED, strip_predicted
 
 Key = Literal["input", "task"]
@@ -110,16 +108,6 @@ def merge_corrections(
     return merged, replaced, counts
 
 
-def _write(records: Iterable[dict], path: str | Path) -> None:
-    out = sys.stdout if str(path) == "-" else open(path, "w", encoding="utf8")
-    try:
-        for r in records:
-            out.write(json.dumps(r, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparse_ner.merge",
                                      description="Replace original answers by reviewed corrections.")  # fmt: skip
@@ -135,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     original = [r for _, r in read_jsonl(args.original)]
     corrections = [r for _, r in read_jsonl(args.corrections)]
     merged, replaced, counts = merge_corrections(original, corrections, args.key, args.drop_unmatched)
-    _write(merged, args.output)
+    write_jsonl(merged, args.output)
     if args.replaced:
-        _write(replaced, args.replaced)
+        write_jsonl(replaced, args.replaced)
     unmatched = "dropped" if args.drop_unmatched else "appended"
     print(f"originals: {len(original)} records: {counts['replaced']} replaced, {counts['kept']} kept\n"
           f"corrections: {counts['corrections']} records: {counts['unmatched']} keys unmatched ({unmatched}), "

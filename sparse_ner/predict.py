@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from sparse_ner.data.example import Example, Token
-from sparse_ner.data.prodigy import DataError, read_jsonl
+from sparse_ner.data.prodigy import DataError, read_jsonl, write_jsonl
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.model import Tagger
 
@@ -84,13 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         from tqdm import tqdm
 
         tasks = tqdm(tasks, unit=" tasks", desc="predict", file=sys.stderr)
-    out = sys.stdout if args.output == "-" else open(Path(args.output), "w", encoding="utf8")
-    try:
-        for task in predict_tasks(tagger, tasks, args.batch_size, source=args.input):
-            out.write(json.dumps(task, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    write_jsonl(predict_tasks(tagger, tasks, args.batch_size, source=args.input), args.output)
     return 0
 
 

@@ -38,7 +38,6 @@ recipe at the end of this file: ``prodigy sparse_ner.review DATASET REVIEW.jsonl
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -280,14 +279,10 @@ def read_data(path: str | Path, labels: Sequence[str] | None = None, column_enco
 def write_tasks(reviews: Sequence[Review], path: str | Path, score: str = DEFAULT_SCORE,
                 top: int | None = None) -> list[dict]:  # fmt: skip
     """Write the ranked review tasks (``-`` is stdout); return them."""
+    from sparse_ner.data.prodigy import write_jsonl
+
     tasks = [review_task(r, score, i + 1) for i, r in enumerate(rank(reviews, score)[:top])]
-    out = sys.stdout if str(path) == "-" else open(path, "w", encoding="utf8")
-    try:
-        for t in tasks:
-            out.write(json.dumps(t, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    write_jsonl(tasks, path)
     return tasks
 
 

@@ -55,6 +55,7 @@ Merging (all records sharing ``_input_hash``, else a hash of the text, make one 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -157,6 +158,19 @@ def read_jsonl(
     finally:
         if f is not sys.stdin:
             f.close()
+
+
+def write_jsonl(records: Iterable[dict], path: str | Path) -> int:
+    """Stream ``records`` to a JSONL file (``-``: stdout), UTF-8 unescaped; return how many."""
+    out = sys.stdout if str(path) == "-" else open(path, "w", encoding="utf8")
+    n = 0
+    try:
+        for n, record in enumerate(records, 1):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return n
 
 
 def hash32(*parts: str) -> int:
