@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sparse_ner.constraints import Lattice, free_lattice
-from sparse_ner.tags import Scheme, TokenSpan, decode_tags, split_tag
+from sparse_ner.tags import Scheme, TokenSpan, decode_tags, labels_of
 
 NEG_INF = -1e9  # the score of a forbidden transition: exp(NEG_INF - anything real) == 0
 
@@ -198,34 +198,60 @@ class CRF(nn.Module):
 
         The posterior of a linear-chain CRF is a Markov chain, so the probability of the span's tag
         pattern (and, in BIO, of the next tag not continuing it) is a product of pairwise marginals
-        divided by the unary marginals between them; both come from one autograd pass.
+        divided by the unary marginals between them; both come from one autograd pass. All spans of
+        the batch are scored at once (padded to the longest span), with no per-span Python loop.
         """
         self._check(emissions, mask)
+        if len(spans) != emissions.shape[0]:
+            raise ValueError(f"spans has {len(spans)} lists for a batch of {emissions.shape[0]}")
+        flat = [(b, s, e, label) for b, example in enumerate(spans) for s, e, label in example]
+        if not flat:
+            return [[] for _ in spans]
         d_first, d_steps = self._grad_of(emissions, mask, _logsumexp)
-        unary = torch.cat([d_first[:, None], d_steps.sum(2)], 1).double()  # (B, T, K)
-        pair = d_steps.double()  # (B, T-1, K, K)
-        lengths = mask.sum(1).tolist()
+        dev = emissions.device
+        unary = torch.cat([d_first[:, None], d_steps.sum(2)], 1).double().clamp_min(1e-300)  # (B, T, K)
+        pair = d_steps.double().clamp_min(1e-300)  # (B, T-1, K, K)
+        B, T, K = unary.shape
+        labels = {label: i for i, label in enumerate(labels_of(self.tags))}
+        unknown = {label for *_, label in flat} - labels.keys()
+        if unknown:
+            raise ValueError(f"labels {sorted(unknown)} are not in the tag inventory {self.tags}")
+        b, s, e, lab = (torch.tensor(col, device=dev) for col in
+                        zip(*[(b, s, e, labels[label]) for b, s, e, label in flat]))  # (N,) each
+        n = mask.sum(1)[b]  # (N,)
+        bad = (s < 0) | (e < s) | (e >= n)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"span {flat[i][1:]} outside a sequence of length {int(n[i])}")
         index = {t: i for i, t in enumerate(self.tags)}
-        out: list[list[float]] = []
-        for b, example_spans in enumerate(spans):
-            n, probs = lengths[b], []
-            for s, e, label in example_spans:
-                if not (0 <= s <= e < n):
-                    raise ValueError(f"span ({s}, {e}, {label!r}) outside a sequence of length {n}")
-                ks = [index[t] for t in _pattern(s, e, label, self.scheme)]
-                p = unary[b, s, ks[0]]
-                for t in range(s, e):
-                    p = p * pair[b, t, ks[t - s], ks[t - s + 1]] / unary[b, t, ks[t - s]].clamp_min(1e-300)
-                if self.scheme == "bio" and e + 1 < n:  # the next tag must not continue the entity
-                    cont = [j for j, tag in enumerate(self.tags) if split_tag(tag) == ("I", label)]
-                    nxt = pair[b, e, ks[-1]].sum() - pair[b, e, ks[-1], cont].sum()
-                    p = nxt * p / unary[b, e, ks[-1]].clamp_min(1e-300)
-                probs.append(float(p.clamp(0.0, 1.0)))
-            out.append(probs)
+        table = {p: torch.tensor([index.get(f"{p}-{label}", 0) for label in labels], device=dev) for p in "BIES"}
+        length = e - s + 1  # (N,)
+        D = int(length.max())
+        d = torch.arange(D, device=dev)[None, :]  # (1, D)
+        k = table["I"][lab][:, None].expand(-1, D).clone()  # (N, D): the span's tag pattern
+        k[:, 0] = table["B"][lab]
+        if self.scheme == "bioes":
+            last = d == (length - 1)[:, None]  # (N, D)
+            k = torch.where(last, table["E"][lab][:, None], k)
+            k[:, 0] = torch.where(length == 1, table["S"][lab], table["B"][lab])
+        pos = (s[:, None] + d).clamp(max=T - 1)  # (N, D)
+        rows = b[:, None].expand(-1, D)  # (N, D)
+        log_u = unary[rows, pos, k].log()  # (N, D)
+        inner = (d >= 1) & (d <= (length - 2)[:, None])  # positions divided out
+        logp = torch.where(length == 1, log_u[:, 0], -(log_u * inner).sum(1))  # (N,)
+        if D > 1:
+            step = pos[:, :-1].clamp(max=max(T - 2, 0))  # (N, D-1)
+            log_pair = pair[rows[:, :-1], step, k[:, :-1], k[:, 1:]].log()  # (N, D-1)
+            logp = logp + (log_pair * (d[:, :-1] < (length - 1)[:, None])).sum(1)
+        if self.scheme == "bio":  # the next tag must not continue the entity
+            k_last = k.gather(1, (length - 1)[:, None])[:, 0]  # (N,)
+            has_next = e + 1 < n
+            at = e.clamp(max=max(T - 2, 0))
+            if T > 1:
+                stay = pair[b, at, k_last, table["I"][lab]] / unary[b, e, k_last]
+                logp = logp + torch.where(has_next, (1 - stay).clamp_min(1e-300).log(), torch.zeros_like(logp))
+        probs = logp.exp().clamp(0.0, 1.0).tolist()
+        out: list[list[float]] = [[] for _ in spans]
+        for (bb, *_), p in zip(flat, probs):
+            out[bb].append(p)
         return out
-
-
-def _pattern(s: int, e: int, label: str, scheme: Scheme) -> list[str]:
-    if scheme == "bioes":
-        return [f"S-{label}"] if s == e else [f"B-{label}"] + [f"I-{label}"] * (e - s - 1) + [f"E-{label}"]
-    return [f"B-{label}"] + [f"I-{label}"] * (e - s)
