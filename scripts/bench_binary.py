@@ -8,6 +8,7 @@ scores it on the gold test split (entity-level micro F1, exact match), with the 
 selection. Rows:
 
 - ``crf-small``, ``softmax-small``, ``crf-minilm``: ours (CRF or softmax head; small encoder or MiniLM-L6);
+- ``crf-small-eer-tight``: ours with a tighter entity-ratio penalty (margin 0.02, weight 3);
 - ``crf-small-no-rejects``, ``crf-small-no-eer``, ``crf-small-as-o``: ablations (rejected spans dropped;
   no expected-entity-ratio penalty; unannotated tokens taken as ``O``);
 - ``spacy-binary``, ``spacy-as-o``: the peer, spaCy's NER as Prodigy trains it from binary answers, and
@@ -56,6 +57,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "softmax-small": ("ours", ["--model.transitions", "false"]),
     "crf-minilm": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", "{}", "--model.lr", "5e-4",
                             "--model.encoder_lr", "5e-5"]),
+    "crf-small-eer-tight": ("ours", ["--model.ratio_margin", "0.02", "--model.ratio_weight", "3"]),
     "crf-small-no-rejects": ("ours", ["--data.use_rejects", "false"]),
     "crf-small-no-eer": ("ours", ["--model.entity_ratio", "null"]),
     "crf-small-as-o": ("ours", ["--data.complete", "true", "--model.entity_ratio", "null"]),
