@@ -142,15 +142,19 @@ def load_results(path: Path) -> list[dict]:
 
 def report(results: list[dict], png: Path | None) -> str:
     gold = {(r["corpus"], r["budget"], r["row"]): r["f1"] for r in results}
-    lines = ["| corpus | budget | row | F1 | P | R | recovery | train s | peak RSS MB |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| corpus | budget | row | F1 | P | R | recovery | F1 - spaCy binary | epochs | train s | peak RSS MB |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = list(ROWS)
-    for r in sorted(results, key=lambda r: (r["corpus"], str(r["budget"]).zfill(6), order.index(r["row"]))):
+    size = lambda b: float("inf") if b == "all" else int(b)  # noqa: E731
+    for r in sorted(results, key=lambda r: (r["corpus"], size(r["budget"]), order.index(r["row"]))):
         family = "spacy" if r["row"].startswith("spacy") else "ours"
         ceiling = gold.get((r["corpus"], r["budget"], CEILING[family]))
         rec = f"{r['f1'] / ceiling:.2f}" if ceiling and not r["row"].endswith("gold") else ""
+        peer = gold.get((r["corpus"], r["budget"], "spacy-binary"))
+        delta = f"{r['f1'] - peer:+.3f}" if peer is not None and family == "ours" and not r["row"].endswith("gold") else ""
         lines.append(f"| {r['corpus']} | {r['budget']} | {r['row']} | {r['f1']:.3f} | {r['precision']:.3f} | "
-                     f"{r['recall']:.3f} | {rec} | {r['train_seconds']:.0f} | {r['peak_rss_mb']:.0f} |")
+                     f"{r['recall']:.3f} | {rec} | {delta} | {r['max_epochs']} | {r['train_seconds']:.0f} | "
+                     f"{r['peak_rss_mb']:.0f} |")
     if png is not None and results:
         import matplotlib
 
