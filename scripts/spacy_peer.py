@@ -13,7 +13,9 @@ Modes:
 spaCy runs with its documented defaults (``spacy init config --pipeline ner``): a blank pipeline of the
 language, the default ``ner`` model (HashEmbedCNN tok2vec + transition-based parser), Adam at
 0.001, dropout 0.1, batches by words compounding from 100 to 1000, the best epoch on dev F1 kept,
-stopping after ``--patience`` epochs without improvement. Scored with ``sparse_ner.metrics.EntityF1``
+stopping after ``--patience`` epochs without improvement. When spaCy's oracle refuses a batch
+(error E024, "could not find an optimal move", which some binary examples trigger), the batch is
+retried one example at a time and the refused examples are skipped and counted (``e024_skipped``). Scored with ``sparse_ner.metrics.EntityF1``
 on the gold tokens, exactly like our rows.
 """
 
@@ -100,11 +102,23 @@ def main(argv: list[str] | None = None) -> int:
     train_examples = to_docs(nlp, train, args.mode)
     optimizer = nlp.initialize(lambda: train_examples)
     best, best_f1, bad = None, -1.0, 0
+    unsupervisable = 0  # example-updates spaCy refused with E024 (summed over epochs)
     for epoch in range(args.max_epochs):
         random.shuffle(train_examples)
         losses: dict[str, float] = {}
         for batch in minibatch_by_words(train_examples, size=compounding(100.0, 1000.0, 1.001)):
-            nlp.update(batch, sgd=optimizer, drop=0.1, losses=losses)
+            try:
+                nlp.update(batch, sgd=optimizer, drop=0.1, losses=losses)
+            except ValueError as err:  # E024: spaCy's oracle finds no move for some binary example
+                if "E024" not in str(err):
+                    raise
+                for one in batch:  # update one by one; count (and skip) the examples spaCy cannot take
+                    try:
+                        nlp.update([one], sgd=optimizer, drop=0.1, losses=losses)
+                    except ValueError as err1:
+                        if "E024" not in str(err1):
+                            raise
+                        unsupervisable += 1
         dev_f1 = score(nlp, dev, args.labels)["f1"]
         print(f"epoch {epoch}: loss {losses.get('ner', 0):.1f} dev F1 {dev_f1:.4f}", file=sys.stderr, flush=True)
         if dev_f1 > best_f1:
@@ -116,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     nlp.from_bytes(best)
     train_time = time.perf_counter() - t0
     result = score(nlp, test, args.labels)
-    result.update(dev_f1=best_f1, train_seconds=train_time, epochs=epoch + 1,
+    result.update(dev_f1=best_f1, train_seconds=train_time, epochs=epoch + 1, e024_skipped=unsupervisable,
                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
