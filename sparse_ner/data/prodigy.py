@@ -464,7 +464,8 @@ def span_dict(span: Span) -> dict:
     }
 
 
-def _task(example: Example, spans: list[Span], view: str, answer: str, meta: dict | None) -> dict:
+def make_task(example: Example, spans: list[Span], view: str, answer: str, meta: dict | None) -> dict:
+    """One db-out record of ``example`` with ``spans``, hashed like Prodigy (``_input_hash``, ``_task_hash``)."""
     in_hash = example.input_hash if example.input_hash is not None else input_hash(example.text)
     span_dicts = [span_dict(s) for s in spans]
     task: dict[str, Any] = {"text": example.text, "tokens": token_dicts(example.tokens), "spans": span_dicts}
@@ -486,7 +487,7 @@ def examples_to_tasks(examples: Iterable[Example]) -> Iterator[dict]:
     for ex in examples:
         if ex.complete:
             meta = next((t["meta"] for t in ex.tasks if isinstance(t.get("meta"), dict)), None)
-            yield _task(ex, sorted(ex.accepted, key=lambda s: s.token_start), "ner_manual", "accept", meta)
+            yield make_task(ex, sorted(ex.accepted, key=lambda s: s.token_start), "ner_manual", "accept", meta)
         elif ex.tasks:
             for t in ex.tasks:
                 if "_input_hash" not in t or "_task_hash" not in t:
@@ -497,6 +498,6 @@ def examples_to_tasks(examples: Iterable[Example]) -> Iterator[dict]:
                 yield t
         else:
             for s in ex.accepted:
-                yield _task(ex, [s], "ner", "accept", None)
+                yield make_task(ex, [s], "ner", "accept", None)
             for s in ex.rejected:
-                yield _task(ex, [s], "ner", "reject", None)
+                yield make_task(ex, [s], "ner", "reject", None)

@@ -31,7 +31,7 @@ from typing import Iterable, Iterator, Sequence
 import srsly
 
 from sparse_ner.data.example import Example, Span
-from sparse_ner.data.prodigy import input_hash, read_examples, span_dict, task_hash, token_dicts
+from sparse_ner.data.prodigy import make_task, read_examples
 
 TokenKey = tuple[int, int, str]
 
@@ -69,20 +69,7 @@ def _non_entity(ex: Example, labels: Sequence[str], gold: set[TokenKey], rng: ra
 def _task(ex: Example, key: TokenKey, answer: str, meta: dict, session: str) -> dict:
     s, e, label = key
     span = Span(ex.tokens[s].start, ex.tokens[e].end, s, e, label)
-    in_hash = ex.input_hash if ex.input_hash is not None else input_hash(ex.text)
-    spans = [span_dict(span)]
-    return {
-        "text": ex.text,
-        "tokens": token_dicts(ex.tokens),
-        "spans": spans,
-        "meta": meta,
-        "_input_hash": in_hash,
-        "_task_hash": task_hash(in_hash, "ner", spans),
-        "_view_id": "ner",
-        "answer": answer,
-        "_session_id": session,
-        "_annotator_id": session,
-    }
+    return {**make_task(ex, [span], "ner", answer, meta), "_session_id": session, "_annotator_id": session}
 
 
 def simulate_teach(
