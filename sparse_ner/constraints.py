@@ -72,6 +72,14 @@ def annotation_of(example: "Example", use_rejects: bool = True, complete: bool |
     )
 
 
+def strict_rejects(ann: Annotation, labels: Sequence[str]) -> Annotation:
+    """``ann`` with each rejected span ``(s, e, X)`` also rejected with every other label that is
+    not accepted on ``(s, e)``: the sequences in which a rejected span is no entity at all."""
+    accepted = set(ann.accepted)
+    wide = {(s, e, y) for s, e, _ in ann.rejected for y in labels if (s, e, y) not in accepted}
+    return Annotation(ann.length, list(ann.accepted), sorted(wide), ann.complete)
+
+
 @dataclass
 class Lattice:
     """A batch of annotation lattices over ``S >= K`` states.
@@ -99,6 +107,11 @@ class Lattice:
     @property
     def num_states(self) -> int:
         return self.base_of.shape[1]
+
+    def split(self, n: int) -> tuple["Lattice", "Lattice"]:
+        """The first ``n`` examples and the rest, as two lattices over the same states."""
+        fields = ("mask", "base_of", "start", "allowed", "end")
+        return (Lattice(*(getattr(self, f)[:n] for f in fields)), Lattice(*(getattr(self, f)[n:] for f in fields)))
 
 
 class _SchemeTables:

@@ -12,6 +12,8 @@ token and transition scores are fixed at zero; the same lattices give its exact 
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable, Sequence
 
 import torch
@@ -132,26 +134,35 @@ class CRF(nn.Module):
         self._check(emissions, mask)
         return self._run(emissions, self._free(mask))
 
-    def log_partitions(self, emissions: torch.Tensor, lattice: Lattice) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log Z, log Z of the sequences consistent with the annotation)``, each ``(B,)``.
+    def log_partitions(self, emissions: torch.Tensor, lattice: Lattice, *more: Lattice) -> tuple[torch.Tensor, ...]:
+        """``(log Z, log Z of the sequences consistent with the annotation, ...)``, each ``(B,)``.
 
-        Both lattices go through one forward pass, stacked on the batch dimension.
+        The free lattice, ``lattice`` and any ``more`` lattices (over the same states) go through
+        one forward pass, stacked on the batch dimension.
         """
         mask = lattice.mask
         self._check(emissions, mask)
         free = self._free(mask, lattice.num_states)
-        both = Lattice(*(torch.cat([getattr(free, f), getattr(lattice, f)]) for f in
-                         ("mask", "base_of", "start", "allowed", "end")))
-        log_z = self._run(torch.cat([emissions, emissions]), both)  # (2B,)
-        return log_z[: len(emissions)], log_z[len(emissions):]
+        parts = (free, lattice, *more)
+        stacked = Lattice(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                            ("mask", "base_of", "start", "allowed", "end")))
+        log_z = self._run(torch.cat([emissions] * len(parts)), stacked)  # (len(parts) * B,)
+        return tuple(log_z.split(len(emissions)))
 
-    def nll(self, emissions: torch.Tensor, lattice: Lattice) -> torch.Tensor:
+    def nll(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None = None,
+            reject_prior: float = 0.0) -> torch.Tensor:  # fmt: skip
         """Partial-label negative log-likelihood ``log Z - log Z(consistent)``: ``(B,)``.
 
-        Equals the ordinary CRF NLL for a complete annotation, and 0 for an empty one.
+        Equals the ordinary CRF NLL for a complete annotation, and 0 for an empty one. With a
+        ``strict`` lattice (rejected spans ruled out for every label) and ``reject_prior`` ``lam``,
+        ``log Z - log((1 - lam) Z(consistent) + lam Z(strict))`` (see :class:`~sparse_ner.model.Tagger`).
         """
-        log_z, log_z_consistent = self.log_partitions(emissions, lattice)
-        return log_z - log_z_consistent
+        if strict is None or reject_prior == 0.0:
+            log_z, log_z_consistent = self.log_partitions(emissions, lattice)
+            return log_z - log_z_consistent
+        log_z, log_z_consistent, log_z_strict = self.log_partitions(emissions, lattice, strict)
+        mixed = torch.logaddexp(log_z_consistent + math.log1p(-reject_prior), log_z_strict + math.log(reject_prior))
+        return log_z - mixed
 
     # -- inference ----------------------------------------------------------------------------
 

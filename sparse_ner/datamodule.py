@@ -203,13 +203,14 @@ class BucketBatchSampler(Sampler[list[int]]):
 class Collator:
     """Picklable collate function: encoder tensors, lattice (when ``tags`` given) and gold spans."""
 
-    def __init__(self, encoder: Any, tags: list[str] | None, scheme: Scheme) -> None:
+    def __init__(self, encoder: Any, tags: list[str] | None, scheme: Scheme, strict_rejects: bool = False) -> None:
         self.encoder = encoder
         self.tags = tags
         self.scheme = scheme
+        self.strict_rejects = strict_rejects
 
     def __call__(self, examples: list[Example]) -> dict:
-        return make_batch(self.encoder, examples, self.tags, self.scheme)
+        return make_batch(self.encoder, examples, self.tags, self.scheme, self.strict_rejects)
 
 
 class TaggerDataModule(pl.LightningDataModule):
@@ -261,6 +262,7 @@ class TaggerDataModule(pl.LightningDataModule):
         self.dev_examples: list[Example] | None = None
         self.test_examples: list[Example] | None = None
         self.encoder: Any = None
+        self.strict_rejects = False
 
     # --- reading -------------------------------------------------------------------------------
     def _read(self, path: str, gold: bool, name: str, max_records: int | None = None) -> list[Example]:
@@ -303,9 +305,11 @@ class TaggerDataModule(pl.LightningDataModule):
             self.setup("fit")
         return [ex.words for ex in self.train_examples]
 
-    def attach(self, encoder: Any) -> None:
-        """Give the collate function the model's encoder (called by the module's ``setup``)."""
+    def attach(self, encoder: Any, strict_rejects: bool = False) -> None:
+        """Give the collate function the model's encoder (called by the module's ``setup``), and
+        whether batches need the strict-rejects lattice (a tagger with ``reject_prior``)."""
         self.encoder = encoder
+        self.strict_rejects = strict_rejects
 
     # --- loaders -------------------------------------------------------------------------------
     def _loader(self, examples: list[Example] | None, train: bool) -> DataLoader:
@@ -321,7 +325,7 @@ class TaggerDataModule(pl.LightningDataModule):
         return DataLoader(
             examples,
             batch_sampler=sampler,
-            collate_fn=Collator(self.encoder, self.tags, self.scheme),
+            collate_fn=Collator(self.encoder, self.tags, self.scheme, self.strict_rejects and train),
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
             pin_memory=self._pin_memory(),

@@ -30,6 +30,9 @@ class TaggerModule(pl.LightningModule):
         entity_ratio: expected share of entity tokens for the entity-ratio penalty (``None``: off).
         ratio_margin: tolerance of the entity-ratio penalty.
         ratio_weight: weight of the entity-ratio penalty.
+        factored: add shared entity-ness and per-label scores to the emissions (see ``Tagger``).
+        reject_prior: how much likelier a rejected span is no entity at all than an entity of another
+            label, in [0, 1) (0: rejects only rule out their own label; see ``Tagger``).
         lr: learning rate of the head and the CRF (and of the encoder when ``encoder_lr`` is not set).
         encoder_lr: learning rate of the encoder (e.g. ``3e-5`` for a transformer).
         weight_decay: AdamW weight decay (not applied to biases and norms).
@@ -48,6 +51,8 @@ class TaggerModule(pl.LightningModule):
         entity_ratio: float | None = None,
         ratio_margin: float = 0.05,
         ratio_weight: float = 1.0,
+        factored: bool = False,
+        reject_prior: float = 0.0,
         lr: float = 1e-3,
         encoder_lr: float | None = None,
         weight_decay: float = 0.01,
@@ -67,7 +72,8 @@ class TaggerModule(pl.LightningModule):
 
         encoder = build_encoder(hp.encoder, vocab_words=train_words, **(hp.encoder_options or {}))
         self.tagger = Tagger(encoder, labels, hp.scheme, dropout=hp.dropout, transitions=hp.transitions,
-                             entity_ratio=hp.entity_ratio, ratio_margin=hp.ratio_margin, ratio_weight=hp.ratio_weight)  # fmt: skip
+                             entity_ratio=hp.entity_ratio, ratio_margin=hp.ratio_margin, ratio_weight=hp.ratio_weight,
+                             factored=hp.factored, reject_prior=hp.reject_prior)  # fmt: skip
         self.metric = EntityF1(list(labels))
         self.hparams.labels = list(labels)
         return self.tagger
@@ -79,7 +85,7 @@ class TaggerModule(pl.LightningModule):
                 raise RuntimeError("TaggerModule builds its tagger from a TaggerDataModule: pass datamodule=")
             self.build(self.hparams.labels or dm.labels, dm.train_words())
         if dm is not None and hasattr(dm, "attach"):
-            dm.attach(self.tagger.encoder)
+            dm.attach(self.tagger.encoder, strict_rejects=self.tagger.reject_prior > 0)
 
     # --- steps ---------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

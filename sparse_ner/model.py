@@ -31,15 +31,26 @@ class ScoredSpan(NamedTuple):
     score: float
 
 
-def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None = None, scheme: Scheme = "bio") -> dict:
-    """Encoder tensors for ``examples``, plus their lattice when ``tags`` is given, and gold spans."""
-    from sparse_ner.constraints import annotation_of, build_lattice
+def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None = None, scheme: Scheme = "bio",
+               strict_rejects: bool = False) -> dict:  # fmt: skip
+    """Encoder tensors for ``examples``, plus their lattice when ``tags`` is given, and gold spans.
+
+    ``strict_rejects`` adds ``"strict_lattice"`` (when the batch has rejects): the same annotations
+    with every rejected span ruled out as an entity of any label (for ``Tagger(reject_prior=...)``).
+    """
+    from sparse_ner.constraints import annotation_of, build_lattice, strict_rejects as widen
 
     inputs = encoder.collate([encoder.featurize(ex.words) for ex in examples])
     batch: dict[str, Any] = {"inputs": inputs, "gold": [[s.key for s in ex.accepted] for ex in examples]}
     if tags is not None:
         T = inputs["word_mask"].shape[1]
-        batch["lattice"] = build_lattice([annotation_of(ex) for ex in examples], tags, scheme, length=T)
+        anns = [annotation_of(ex) for ex in examples]
+        if strict_rejects and any(a.rejected for a in anns):
+            labels = sorted({t.split("-", 1)[1] for t in tags if t != "O"})
+            both = build_lattice(anns + [widen(a, labels) for a in anns], tags, scheme, length=T)
+            batch["lattice"], batch["strict_lattice"] = both.split(len(anns))
+        else:
+            batch["lattice"] = build_lattice(anns, tags, scheme, length=T)
     return batch
 
 
@@ -50,6 +61,19 @@ class Tagger(nn.Module):
     loss. ``entity_ratio`` (e.g. 0.1) adds the expected-entity-ratio penalty of
     :func:`sparse_ner.losses.expected_entity_ratio_loss` on unannotated tokens, weighted by
     ``ratio_weight``.
+
+    ``reject_prior`` (``lam`` in [0, 1)) says how much likelier a rejected span is to be no entity at
+    all than an entity of another label. The likelihood of an annotation becomes
+    ``(1 - lam) P(consistent) + lam P(consistent, and no rejected span is an entity of any label)``:
+    sequences with the rejected entity itself stay impossible (the exact constraint), sequences
+    that give a rejected span another label keep weight ``1 - lam``. ``0`` is the plain exact
+    loss; it needs batches built with ``make_batch(..., strict_rejects=True)``.
+
+    ``factored=True`` adds to each tag's score a shared *entity-ness* score (on every non-``O`` tag)
+    and a per-label score (on every tag of that label): the same family of functions as the plain
+    linear layer, but a reject of ``Friday`` as ``LOC`` now pushes down the entity-ness of
+    ``Friday`` for every label instead of only moving its mass to the other labels (binary answers
+    never say that a token is ``O``; without this a word rejected as three labels gets the fourth).
     """
 
     def __init__(
@@ -62,6 +86,8 @@ class Tagger(nn.Module):
         entity_ratio: float | None = None,
         ratio_margin: float = 0.05,
         ratio_weight: float = 1.0,
+        factored: bool = False,
+        reject_prior: float = 0.0,
     ) -> None:
         super().__init__()
         self.labels = list(labels)
@@ -71,21 +97,38 @@ class Tagger(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.emit = nn.Linear(encoder.output_dim, len(self.tags))
         self.crf = CRF(self.tags, scheme, transitions=transitions)
+        self.factored = factored
+        if not 0.0 <= reject_prior < 1.0:
+            raise ValueError(f"reject_prior must be in [0, 1), got {reject_prior}")
+        self.reject_prior = reject_prior
+        if factored:
+            self.factor = nn.Linear(encoder.output_dim, 1 + len(self.labels))
+            spread = torch.zeros(1 + len(self.labels), len(self.tags))  # (1 + L, K)
+            for k, tag in enumerate(self.tags):
+                if tag != "O":
+                    spread[0, k] = 1.0  # entity-ness
+                    spread[1 + self.labels.index(tag.split("-", 1)[1]), k] = 1.0
+            self.register_buffer("spread", spread, persistent=False)
         self.entity_ratio = entity_ratio
         self.ratio_margin = ratio_margin
         self.ratio_weight = ratio_weight
         self.options = {"dropout": dropout, "transitions": transitions, "entity_ratio": entity_ratio,
-                        "ratio_margin": ratio_margin, "ratio_weight": ratio_weight}  # fmt: skip
+                        "ratio_margin": ratio_margin, "ratio_weight": ratio_weight, "factored": factored,
+                        "reject_prior": reject_prior}  # fmt: skip
 
     def emissions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.encoder(inputs)  # (B, T, H)
-        return self.emit(self.dropout(hidden))  # (B, T, K)
+        hidden = self.dropout(self.encoder(inputs))  # (B, T, H)
+        scores = self.emit(hidden)  # (B, T, K)
+        if self.factored:
+            scores = scores + self.factor(hidden) @ self.spread  # (B, T, 1 + L) @ (1 + L, K)
+        return scores
 
     def loss(self, batch: dict) -> torch.Tensor:
         """Mean partial-label NLL of the batch (plus the entity-ratio penalty when configured)."""
         emissions = self.emissions(batch["inputs"])  # (B, T, K)
         lattice = batch["lattice"]
-        nll = self.crf.nll(emissions, lattice)  # (B,)
+        strict = batch.get("strict_lattice") if self.reject_prior > 0 else None
+        nll = self.crf.nll(emissions, lattice, strict, self.reject_prior)  # (B,)
         loss = nll.mean()
         if self.entity_ratio is not None:
             from sparse_ner.losses import expected_entity_ratio_loss
@@ -133,6 +176,6 @@ class Tagger(nn.Module):
         return tagger
 
 
-_OPTIONS = ("dropout", "transitions", "entity_ratio", "ratio_margin", "ratio_weight")
+_OPTIONS = ("dropout", "transitions", "entity_ratio", "ratio_margin", "ratio_weight", "factored", "reject_prior")
 
 __all__ = ["ScoredSpan", "Tagger", "make_batch"]

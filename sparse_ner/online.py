@@ -62,6 +62,7 @@ STATE_DIR = "online"
 DEFAULTS: dict[str, Any] = {
     "lr": 2e-3,  # head (and small encoder) learning rate
     "encoder_lr": None,  # None: lr for the small encoder, 5e-5 for a transformer
+    "train_layers": 2,  # transformers: fine-tune only the top N layers in update() (None: all)
     "steps": 2,  # optimizer steps per update() call
     "replay": 10,  # earlier texts mixed into each step
     "batch_size": 64,  # texts scored at once
@@ -102,6 +103,8 @@ class OnlineTagger:
             raise TypeError(f"unknown options {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
         self.options = {**DEFAULTS, **options}
         self.tagger = tagger.eval()
+        if hasattr(tagger.encoder, "set_trainable"):  # a transformer: cheap updates of its top layers
+            tagger.encoder.set_trainable(self.options["train_layers"])
         self.labels = list(tagger.labels)
         self.matcher = PatternMatcher(patterns, self.labels) if patterns else None
         self.memory: dict[int, list[dict]] = {}  # input hash -> answered records, in answer order
@@ -205,7 +208,8 @@ class OnlineTagger:
             try:
                 for _ in range(self.options["steps"]):
                     replay = [self.examples[k] for k in self._rng.sample(earlier, min(self.options["replay"], len(earlier)))]
-                    batch = make_batch(tagger.encoder, new + replay, tagger.tags, tagger.scheme)
+                    batch = make_batch(tagger.encoder, new + replay, tagger.tags, tagger.scheme,
+                                       strict_rejects=tagger.reject_prior > 0)  # fmt: skip
                     device = tagger.emit.weight.device
                     batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
                     batch["lattice"] = batch["lattice"].to(device)

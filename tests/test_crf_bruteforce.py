@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparse_ner.constraints import Annotation, build_lattice
+from sparse_ner.constraints import Annotation, build_lattice, strict_rejects
 from sparse_ner.crf import CRF
 from sparse_ner.tags import tag_names
 
@@ -186,6 +186,35 @@ def test_partial_nll_matches_enumeration(labels, scheme, transitions):
             log_z = logsumexp([s for *_, s in paths])
             log_c = logsumexp([s for tags, _, s in paths if ref_consistent(tags, scheme, ann)])
             assert got[b].item() == pytest.approx(log_z - log_c, abs=1e-7), (ann, trial)
+
+
+@pytest.mark.parametrize("labels,scheme", CASES)
+@pytest.mark.parametrize("lam", [0.3, 0.9])
+def test_reject_prior_mixture_matches_enumeration(labels, scheme, lam):
+    """``log Z - log sum_y exp(score) [consistent] ((1 - lam) + lam [no rejected span is an entity
+    of a label not accepted on it])``, over random annotations with several rejects."""
+    crf = make_crf(labels, scheme, seed=4)
+    rng = random.Random(11)
+    for trial in range(3):
+        lengths = [rng.randint(1, 4 if crf.num_tags > 5 else 5) for _ in range(3)]
+        emissions, mask = ragged(crf, lengths, seed=10 + trial)
+        anns = [random_annotation(rng, n, labels, scheme, crf, emissions[b]) for b, n in enumerate(lengths)]
+        both = build_lattice(anns + [strict_rejects(a, labels) for a in anns], crf.tags, scheme)
+        lattice, strict = both.split(len(anns))
+        got = crf.nll(emissions, lattice, strict, lam)
+        assert torch.equal(crf.nll(emissions, lattice, strict, 0.0), crf.nll(emissions, lattice))
+        for b, (n, ann) in enumerate(zip(lengths, anns)):
+            paths = list(ref_paths(crf, emissions[b], n))
+            log_z = logsumexp([s for *_, s in paths])
+            terms = []
+            for tags, _, s in paths:
+                if not ref_consistent(tags, scheme, ann):
+                    continue
+                ents = ref_entities(tags, scheme)
+                other = any((rs, re, y) in ents and (rs, re, y) not in ann.accepted for rs, re, _ in ann.rejected
+                            for y in labels)  # fmt: skip
+                terms.append(s + math.log((1 - lam) + (0 if other else lam)))
+            assert got[b].item() == pytest.approx(log_z - logsumexp(terms), abs=1e-7), (ann, trial)
 
 
 @pytest.mark.parametrize("scheme", ["bio", "bioes"])

@@ -267,3 +267,23 @@ def test_transformer_save_load_and_config(minilm: TransformerEncoder, tmp_path) 
     assert isinstance(build_encoder("minilm", freeze=True), TransformerEncoder)
     with pytest.raises(ValueError, match="window"):
         TransformerEncoder(MINILM, window=10_000)
+
+
+@needs_minilm
+def test_transformer_train_layers_fine_tunes_only_the_top(minilm: TransformerEncoder) -> None:
+    enc = TransformerEncoder(MINILM, train_layers=1)
+    layers = list(enc.layers())
+    assert len(layers) == enc.model.config.num_hidden_layers
+    enc.train()
+    # frozen parts run without dropout, the trainable top layer with it
+    assert not layers[0].training and not enc.model.embeddings.training and layers[-1].training
+    out, mask = enc.encode(RAGGED)
+    (out * mask.unsqueeze(-1)).sum().backward()
+    trained = {n for n, p in enc.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert trained and all(n.startswith(f"encoder.layer.{len(layers) - 1}.") for n in trained)
+    assert all(not p.requires_grad for p in layers[0].parameters())
+    assert enc.config()["train_layers"] == 1
+    enc.set_trainable(None)
+    assert all(p.requires_grad for p in enc.model.parameters())
+    with pytest.raises(ValueError, match="train_layers"):
+        enc.set_trainable(len(layers) + 1)

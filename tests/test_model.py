@@ -135,3 +135,30 @@ def test_collator_is_picklable() -> None:
     batch = collate(EXAMPLES)
     assert batch["gold"][0] == [(0, 1, "PER")]
     assert batch["lattice"].mask.sum().item() == sum(len(ex) for ex in EXAMPLES)
+
+
+@pytest.mark.parametrize("scheme", ["bio", "bioes"])
+def test_factored_head_adds_entityness_and_label_scores(scheme: str, tmp_path) -> None:
+    model = tagger(scheme, factored=True).eval()
+    with torch.no_grad():
+        model.factor.weight.normal_()
+        model.factor.bias.normal_()
+    batch = make_batch(model.encoder, EXAMPLES, model.tags, scheme)
+    with torch.no_grad():
+        hidden = model.encoder(batch["inputs"])  # (B, T, H)
+        plain, factor = model.emit(hidden), model.factor(hidden)  # (B, T, K), (B, T, 1 + L)
+        got = model.emissions(batch["inputs"])
+    for k, tag in enumerate(model.tags):  # written out tag by tag, not with the spread matrix
+        want = plain[..., k].clone()
+        if tag != "O":
+            want += factor[..., 0] + factor[..., 1 + LABELS.index(tag[2:])]
+        assert torch.allclose(got[..., k], want, atol=1e-6), tag
+    # a reject pushes the shared entity-ness of the rejected token down (not only its label's score)
+    model.train()
+    rejected = [example("Friday".split(), rejected=[(0, 0, "LOC")])]
+    batch = make_batch(model.encoder, rejected, model.tags, scheme)
+    model.crf.nll(model.emissions(batch["inputs"]), batch["lattice"]).sum().backward()
+    assert model.factor.bias.grad[0] > 0  # gradient descent lowers entity-ness
+    export(model.eval(), tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    assert loaded.factored and loaded.tag(EXAMPLES) == model.tag(EXAMPLES)

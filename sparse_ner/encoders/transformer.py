@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from .base import Encoder, pad_ids
@@ -91,7 +92,9 @@ class TransformerEncoder(Encoder):
 
     ``window`` defaults to the encoder's limit minus the special tokens; ``stride`` is the overlap
     between consecutive windows; ``window_batch_size`` caps how many windows one forward pass runs
-    (``None``: all at once); ``freeze`` turns off gradients for the transformer.
+    (``None``: all at once); ``freeze`` turns off gradients for the transformer; ``train_layers``
+    fine-tunes only its top N layers (embeddings and lower layers frozen, so backward stops early:
+    what makes online updates of a transformer cheap).
     """
 
     kind = "transformer"
@@ -105,6 +108,7 @@ class TransformerEncoder(Encoder):
         stride: int = 128,
         window_batch_size: int | None = None,
         freeze: bool = False,
+        train_layers: int | None = None,
     ):
         super().__init__()
         if pooling not in ("first", "mean"):
@@ -129,8 +133,42 @@ class TransformerEncoder(Encoder):
         self.unk_id = unk if unk is not None else self.tokenizer.pad_token_id or 0
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.output_dim = self.model.config.hidden_size
-        if freeze:
+        self.train_layers: int | None = None
+        self.set_trainable(0 if freeze else train_layers)
+
+    def layers(self) -> nn.ModuleList:
+        """The transformer's stack of layers (the ``ModuleList`` with ``num_hidden_layers`` items)."""
+        n = getattr(self.model.config, "num_hidden_layers", None)
+        for module in self.model.modules():
+            if isinstance(module, nn.ModuleList) and len(module) == n:
+                return module
+        raise ValueError(f"{self.path}: cannot find a list of {n} layers in {type(self.model).__name__}")
+
+    def set_trainable(self, train_layers: int | None) -> None:
+        """Fine-tune all of the transformer (``None``), nothing (0) or only its top ``train_layers``."""
+        if train_layers is None:
+            self.model.requires_grad_(True)
+        else:
+            layers = self.layers()
+            if not 0 <= train_layers <= len(layers):
+                raise ValueError(f"train_layers must be in [0, {len(layers)}], got {train_layers}")
             self.model.requires_grad_(False)
+            for layer in list(layers)[len(layers) - train_layers :]:
+                layer.requires_grad_(True)
+        self.train_layers = train_layers
+        self.freeze = train_layers == 0
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "TransformerEncoder":
+        """Frozen parts always run as in evaluation (no dropout): they are fixed feature extractors."""
+        super().train(mode)
+        if self.train_layers is not None:
+            self.model.eval()
+            if mode and self.train_layers > 0:
+                layers = self.layers()
+                for layer in list(layers)[len(layers) - self.train_layers :]:
+                    layer.train(True)
+        return self
 
     def _special_tokens(self) -> tuple[list[int], list[int]]:
         """Ids the tokenizer puts before and after a single text (e.g. ``[CLS]`` / ``[SEP]``)."""
@@ -230,6 +268,7 @@ class TransformerEncoder(Encoder):
             "stride": self.stride,
             "window_batch_size": self.window_batch_size,
             "freeze": self.freeze,
+            "train_layers": self.train_layers,
         }
 
     def save(self, folder: Path) -> None:
