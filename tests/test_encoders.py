@@ -287,3 +287,20 @@ def test_transformer_train_layers_fine_tunes_only_the_top(minilm: TransformerEnc
     assert all(p.requires_grad for p in enc.model.parameters())
     with pytest.raises(ValueError, match="train_layers"):
         enc.set_trainable(len(layers) + 1)
+
+
+@needs_minilm
+def test_transformer_shape_features_see_case(minilm: TransformerEncoder) -> None:
+    enc = TransformerEncoder(MINILM, shape_dim=6).eval()
+    enc.model = minilm.model
+    assert enc.output_dim == minilm.output_dim + 6
+    with torch.no_grad():
+        upper, _ = enc.encode([["Friday", "in", "PARIS"]])
+        lower, _ = enc.encode([["friday", "in", "paris"]])
+        plain, _ = minilm.encode([["Friday", "in", "PARIS"]])
+    H = minilm.output_dim
+    assert torch.allclose(upper[..., :H], lower[..., :H], atol=1e-5)  # the uncased model sees no case
+    assert torch.allclose(upper[..., :H], plain, atol=1e-5)
+    assert not torch.allclose(upper[0, 0, H:], lower[0, 0, H:]) and not torch.allclose(upper[0, 2, H:], lower[0, 2, H:])
+    assert torch.equal(upper[0, 1, H:], lower[0, 1, H:])  # "in" has the same shape in both
+    assert enc.config()["shape_dim"] == 6

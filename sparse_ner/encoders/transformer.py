@@ -25,6 +25,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from .base import Encoder, pad_ids
+from .small import NUM_SHAPES, word_shape
 
 # Models whose position ids start after the padding index, so ``max_position_embeddings``
 # counts ``pad_token_id + 1`` positions that no token can use.
@@ -94,7 +95,9 @@ class TransformerEncoder(Encoder):
     between consecutive windows; ``window_batch_size`` caps how many windows one forward pass runs
     (``None``: all at once); ``freeze`` turns off gradients for the transformer; ``train_layers``
     fine-tunes only its top N layers (embeddings and lower layers frozen, so backward stops early:
-    what makes online updates of a transformer cheap).
+    what makes online updates of a transformer cheap). ``shape_dim`` > 0 appends a learned embedding
+    of each word's capitalization shape (the small encoder's ``word_shape``), which an uncased
+    model such as MiniLM-L6 cannot see; ``collate`` then also returns ``shape_ids (B, T)``.
     """
 
     kind = "transformer"
@@ -109,6 +112,7 @@ class TransformerEncoder(Encoder):
         window_batch_size: int | None = None,
         freeze: bool = False,
         train_layers: int | None = None,
+        shape_dim: int = 0,
     ):
         super().__init__()
         if pooling not in ("first", "mean"):
@@ -132,7 +136,9 @@ class TransformerEncoder(Encoder):
         unk = self.tokenizer.unk_token_id
         self.unk_id = unk if unk is not None else self.tokenizer.pad_token_id or 0
         self.pad_id = self.tokenizer.pad_token_id or 0
-        self.output_dim = self.model.config.hidden_size
+        self.shape_dim = shape_dim
+        self.shape_embed = nn.Embedding(NUM_SHAPES, shape_dim, padding_idx=0) if shape_dim > 0 else None
+        self.output_dim = self.model.config.hidden_size + shape_dim
         self.train_layers: int | None = None
         self.set_trainable(0 if freeze else train_layers)
 
@@ -193,7 +199,7 @@ class TransformerEncoder(Encoder):
             toks = toks or [self.unk_id]  # a word with no subword still gets a vector
             spans.append((len(ids), len(ids) + len(toks)))
             ids.extend(toks)
-        return {"subword_ids": ids, "word_spans": spans}
+        return {"subword_ids": ids, "word_spans": spans, "shape_ids": [word_shape(w) for w in words]}
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         rows: list[list[int]] = []
@@ -227,13 +233,18 @@ class TransformerEncoder(Encoder):
                 subword_index[b, t, : len(pos)] = torch.as_tensor(pos)
                 subword_mask[b, t, : len(pos)] = True
                 word_mask[b, t] = True
-        return {
+        out = {
             "input_ids": input_ids,  # (W, L)
             "attention_mask": attention_mask,  # (W, L)
             "subword_index": subword_index,  # (B, T, S)
             "subword_mask": subword_mask,  # (B, T, S)
             "word_mask": word_mask,  # (B, T)
         }
+        if self.shape_embed is not None:
+            shape_ids, _ = pad_ids([f["shape_ids"] for f in features])  # (B, T')
+            out["shape_ids"] = torch.zeros(B, T, dtype=torch.long)  # (B, T)
+            out["shape_ids"][:, : shape_ids.shape[1]] = shape_ids
+        return out
 
     # -- network ------------------------------------------------------------------------------
 
@@ -255,6 +266,8 @@ class TransformerEncoder(Encoder):
         vecs = flat[index.reshape(-1)].reshape(B, T, S, -1)  # (B, T, S, H)
         m = mask.unsqueeze(-1).to(vecs.dtype)  # (B, T, S, 1)
         pooled = (vecs * m).sum(2) / m.sum(2).clamp(min=1)  # (B, T, H)
+        if self.shape_embed is not None:
+            pooled = torch.cat([pooled, self.shape_embed(batch["shape_ids"])], -1)  # (B, T, H + Ds)
         return pooled
 
     # -- export -------------------------------------------------------------------------------
@@ -269,6 +282,7 @@ class TransformerEncoder(Encoder):
             "window_batch_size": self.window_batch_size,
             "freeze": self.freeze,
             "train_layers": self.train_layers,
+            "shape_dim": self.shape_dim,
         }
 
     def save(self, folder: Path) -> None:
@@ -277,6 +291,7 @@ class TransformerEncoder(Encoder):
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
+
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> "TransformerEncoder":
