@@ -62,6 +62,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
                             "--model.encoder_lr", "5e-5"]),
     "crf-small-factored": ("ours", ["--model.factored", "true"]),
     "crf-small-reject-prior": ("ours", ["--model.reject_prior", "0.5"]),
+    "crf-small-reject-prior-0.8": ("ours", ["--model.reject_prior", "0.8"]),
     "crf-small-eer-tight": ("ours", ["--model.ratio_margin", "0.02", "--model.ratio_weight", "3"]),
     "crf-small-no-rejects": ("ours", ["--data.use_rejects", "false"]),
     "crf-small-no-eer": ("ours", ["--model.entity_ratio", "null"]),

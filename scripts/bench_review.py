@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sparse_ner.data.columns import write_columns
     from sparse_ner.export import load
-    from sparse_ner.folds import out_of_fold, write_jsonl
+    from sparse_ner.folds import out_of_fold, write_examples
     from sparse_ner.train import main as train_main
 
     data = Path(args.data)
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         dev = tmp_path / "dev.txt"
         write_columns([ex for _, ex in zip(range(args.dev_sentences), read_columns(data / "dev.txt"))], dev)
         train = tmp_path / "train.jsonl"
-        write_jsonl(examples, train)
+        write_examples(examples, train)
         config = tmp_path / "config.yaml"
         write_config(config, train, dev, args.epochs, tmp_path / "runs")
 
