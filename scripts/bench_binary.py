@@ -73,6 +73,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-minilm-shape-gold": ("ours-gold", ["--model.entity_ratio", "null", "--model.encoder", "minilm",
                                             "--model.encoder_options", '{"shape_dim": 16}', "--model.lr", "5e-4",
                                             "--model.encoder_lr", "5e-5"]),
+    "crf-minilm-reject-prior": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", "{}",
+                                         "--model.lr", "5e-4", "--model.encoder_lr", "5e-5", "--model.reject_prior", "0.5"]),
     "crf-minilm-gold": ("ours-gold", ["--model.entity_ratio", "null", "--model.encoder", "minilm",
                                       "--model.encoder_options", "{}", "--model.lr", "5e-4", "--model.encoder_lr", "5e-5"]),
     "spacy-binary": ("spacy", ["binary"]),

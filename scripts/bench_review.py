@@ -62,7 +62,7 @@ def corrupt(examples: list[Example], seed: int = 0, swap: float = 0.05, shift: f
             elif what == "delete":
                 pass
             elif what == "shift":
-                others = [k for m, k in enumerate(keys) if m != j]
+                others = new + keys[j + 1 :]  # spans placed so far (maybe shifted) and those still to come
                 options = [(s + ds, e + de, label) for ds, de in ((-1, 0), (1, 0), (0, -1), (0, 1))
                            if 0 <= s + ds <= e + de < len(ex)
                            and not any(a <= e + de and s + ds <= b for a, b, _ in others)]  # fmt: skip

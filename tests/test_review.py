@@ -227,3 +227,22 @@ def test_bench_corruption_is_seeded_and_counted() -> None:
     assert counts["shift"] + counts["shift_impossible"] == round(0.02 * n)
     assert changed == {i for i, (a, b) in enumerate(zip(examples, out)) if [s.key for s in a.accepted] != [s.key for s in b.accepted]}
     assert all(e.text == o.text for e, o in zip(examples, out))
+
+
+def test_bench_corruption_never_makes_overlapping_entities() -> None:
+    import importlib.util
+
+    from sparse_ner.constraints import annotation_of
+
+    spec = importlib.util.spec_from_file_location("bench_review", Path(__file__).resolve().parents[1] / "scripts" / "bench_review.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # two entities one token apart: shifting both toward the gap must not make them overlap
+    words = ["Anna", "and", "Rome", "x"]
+    tags = ["B-PER", "O", "B-LOC", "O"]
+    ex = make_example(words, tags, "bio")
+    assert len(ex.accepted) == 2
+    for seed in range(40):
+        out, _, _ = bench.corrupt([ex] * 20, seed=seed, swap=0.0, shift=1.0, delete=0.0)
+        for o in out:
+            annotation_of(o).check()
