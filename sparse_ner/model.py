@@ -121,7 +121,7 @@ class Tagger(nn.Module):
         scores = self.emit(hidden)  # (B, T, K)
         if self.factored:
             scores = scores + self.factor(hidden) @ self.spread  # (B, T, 1 + L) @ (1 + L, K)
-        return scores
+        return scores.float()  # the CRF always runs in float32, also under bfloat16 autocast
 
     def loss(self, batch: dict) -> torch.Tensor:
         """Mean partial-label NLL of the batch (plus the entity-ratio penalty when configured)."""

@@ -247,3 +247,18 @@ def test_predict_prefills_spans():
         online.update([task(TEXTS[0], 3, 3, "LOC", "accept"), task(TEXTS[4], 4, 4, "LOC", "accept")])
     (out,) = list(online.predict([{"text": TEXTS[0]}]))
     assert {(s["token_start"], s["label"]) for s in out["spans"]} >= {(3, "LOC")}
+
+
+def test_bf16_autocast_scores_close_to_float32_and_trains():
+    fp32 = make_online(threshold=0.0, max_suggestions=3, bf16=False)
+    bf16 = make_online(threshold=0.0, max_suggestions=3, bf16=True)
+    assert not fp32.bf16 and bf16.bf16
+    assert not make_online().bf16  # auto: only transformers use bf16
+    a = {(t["_task_hash"]): s for s, t in fp32(({"text": t} for t in TEXTS))}
+    b = {(t["_task_hash"]): s for s, t in bf16(({"text": t} for t in TEXTS))}
+    assert a.keys() == b.keys() and 0 < max(abs(a[k] - b[k]) for k in a) < 0.05  # bf16 ran, and stayed close
+    answers = [task(TEXTS[0], 0, 0, "PER", "accept"), task(TEXTS[0], 3, 3, "PER", "reject")]
+    before = prob(bf16, TEXTS[0], (0, 0, "PER"))
+    losses = [bf16.update(answers) for _ in range(10)]
+    assert all(math.isfinite(x) for x in losses)
+    assert prob(bf16, TEXTS[0], (0, 0, "PER")) > before
