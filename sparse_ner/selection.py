@@ -11,7 +11,8 @@ Sorters (Prodigy's contract: an iterable of ``(score, task)`` in, tasks out, laz
       task's uncertainty is ``u = 1 - |2 score - 1|`` (1 at 0.5, 0 at 0 or 1). ``"ema"`` keeps an
       exponential moving average and variance of ``u`` and yields a task when ``u >= mean + bias *
       std``, so it adapts to however sure the model currently is and never stalls. ``"probability"``
-      yields each task with probability ``u``.
+      yields each task with probability ``u``. ``by_text=True`` selects whole texts (the sum of
+      their spans' ``u``) and asks all their spans, so the answers on a text constrain each other.
     - :func:`in_order`: every task, in stream order (no selection; the "random order" baseline when
       the stream is shuffled).
 """
@@ -69,18 +70,37 @@ def uncertainty(score: float) -> float:
     return 1.0 - abs(2.0 * float(score) - 1.0)
 
 
+def _by_text(scored: Iterable[tuple[float, dict]]) -> Iterator[list[tuple[float, dict]]]:
+    """Consecutive pairs grouped by the task's ``_input_hash`` (the scorer yields a text's spans together)."""
+    group: list[tuple[float, dict]] = []
+    for pair in scored:
+        if group and pair[1].get("_input_hash") != group[0][1].get("_input_hash"):
+            yield group
+            group = []
+        group.append(pair)
+    if group:
+        yield group
+
+
 def prefer_uncertain(scored: Iterable[tuple[float, dict]], algorithm: Literal["ema", "probability"] = "ema",
-                     bias: float = 0.0, decay: float = 0.05, seed: int = 0) -> Iterator[dict]:  # fmt: skip
-    """Yield the tasks of ``(score, task)`` pairs whose score is uncertain (see module docstring)."""
+                     bias: float = 0.0, decay: float = 0.05, seed: int = 0, by_text: bool = False
+                     ) -> Iterator[dict]:  # fmt: skip
+    """Yield the tasks of ``(score, task)`` pairs whose score is uncertain (see module docstring).
+
+    ``by_text``: select whole texts instead of single spans. A text's uncertainty is the sum of its
+    spans' ``u``, and a selected text has all its suggested spans asked, so the answers on it
+    constrain each other (an accept next to a reject says more than either alone).
+    """
     if algorithm not in ("ema", "probability"):
         raise ValueError(f"algorithm must be 'ema' or 'probability', not {algorithm!r}")
     rng = random.Random(seed)
     mean, var, seen = 0.0, 0.0, 0
-    for score, task in scored:
-        u = uncertainty(score)
+    groups = _by_text(scored) if by_text else ([pair] for pair in scored)
+    for group in groups:
+        u = sum(uncertainty(score) for score, _ in group)
         if algorithm == "probability":
-            if rng.random() < u:
-                yield task
+            if rng.random() < min(1.0, u):
+                yield from (task for _, task in group)
             continue
         seen += 1
         if seen == 1:
@@ -89,7 +109,7 @@ def prefer_uncertain(scored: Iterable[tuple[float, dict]], algorithm: Literal["e
         mean += decay * diff
         var = (1 - decay) * (var + decay * diff * diff)
         if u >= mean + bias * math.sqrt(var):
-            yield task
+            yield from (task for _, task in group)
 
 
 def in_order(scored: Iterable[tuple[float, dict]]) -> Iterator[dict]:

@@ -179,6 +179,21 @@ def test_sorters():
         list(prefer_uncertain(scored, algorithm="nope"))  # type: ignore[arg-type]
 
 
+def test_prefer_uncertain_by_text_keeps_texts_whole():
+    # texts alternate: a sure one (two confident spans) and an unsure one (a coin flip and a sure span)
+    scored = []
+    for i in range(40):
+        ps = [0.99, 0.02] if i % 2 == 0 else [0.5, 0.98]
+        scored += [(p, {"_input_hash": i, "j": j}) for j, p in enumerate(ps)]
+    picked = list(prefer_uncertain(scored, bias=0.5, by_text=True))
+    texts = {t["_input_hash"] for t in picked} - {0}  # the very first text always passes (no statistics yet)
+    assert len(texts) >= 10 and all(h % 2 == 1 for h in texts)  # only unsure texts
+    assert sorted((t["_input_hash"], t["j"]) for t in picked if t["_input_hash"]) == sorted(
+        (h, j) for h in texts for j in (0, 1))
+    # per span, the sure span of an unsure text is never asked
+    assert all(t["j"] == 0 and t["_input_hash"] % 2 for t in prefer_uncertain(scored, bias=0.5) if t["_input_hash"] >= 10)
+
+
 # -- saving, threads, options ----------------------------------------------------------------------
 
 
