@@ -128,6 +128,8 @@ class Tagger(nn.Module):
         emissions = self.emissions(batch["inputs"])  # (B, T, K)
         lattice = batch["lattice"]
         strict = batch.get("strict_lattice") if self.reject_prior > 0 else None
+        if self.reject_prior > 0 and strict is None and lattice.num_states > len(self.tags):  # rejects, no strict
+            raise ValueError("reject_prior needs batches built with make_batch(..., strict_rejects=True)")
         nll = self.crf.nll(emissions, lattice, strict, self.reject_prior)  # (B,)
         loss = nll.mean()
         if self.entity_ratio is not None:

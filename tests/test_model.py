@@ -162,3 +162,16 @@ def test_factored_head_adds_entityness_and_label_scores(scheme: str, tmp_path) -
     export(model.eval(), tmp_path / "m")
     loaded = load(tmp_path / "m")
     assert loaded.factored and loaded.tag(EXAMPLES) == model.tag(EXAMPLES)
+
+
+def test_reject_prior_needs_the_strict_lattice() -> None:
+    model = tagger(reject_prior=0.5)
+    plain = make_batch(model.encoder, EXAMPLES, model.tags, "bio")
+    with pytest.raises(ValueError, match="strict_rejects"):
+        model.loss(plain)
+    strict = make_batch(model.encoder, EXAMPLES, model.tags, "bio", strict_rejects=True)
+    assert strict["strict_lattice"].num_states == strict["lattice"].num_states
+    exact = tagger().loss(strict)
+    assert torch.isfinite(model.loss(strict)) and model.loss(strict) > exact  # the prior penalizes "PER" there
+    no_rejects = make_batch(model.encoder, EXAMPLES[1:2], model.tags, "bio", strict_rejects=True)
+    assert "strict_lattice" not in no_rejects and torch.isfinite(model.loss(no_rejects))
