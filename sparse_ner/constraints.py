@@ -98,11 +98,18 @@ class Lattice:
     allowed: torch.Tensor
     end: torch.Tensor
 
+    FIELDS = ("mask", "base_of", "start", "allowed", "end")
+
     def to(self, device: torch.device | str) -> "Lattice":
-        return Lattice(*(getattr(self, f).to(device) for f in ("mask", "base_of", "start", "allowed", "end")))
+        return Lattice(*(getattr(self, f).to(device) for f in self.FIELDS))
 
     def pin_memory(self) -> "Lattice":
-        return Lattice(*(getattr(self, f).pin_memory() for f in ("mask", "base_of", "start", "allowed", "end")))
+        return Lattice(*(getattr(self, f).pin_memory() for f in self.FIELDS))
+
+    @classmethod
+    def cat(cls, parts: Sequence["Lattice"]) -> "Lattice":
+        """Lattices over the same states stacked on the batch dimension."""
+        return cls(*(torch.cat([getattr(p, f) for p in parts]) for f in cls.FIELDS))
 
     @property
     def num_states(self) -> int:
@@ -110,8 +117,7 @@ class Lattice:
 
     def split(self, n: int) -> tuple["Lattice", "Lattice"]:
         """The first ``n`` examples and the rest, as two lattices over the same states."""
-        fields = ("mask", "base_of", "start", "allowed", "end")
-        return (Lattice(*(getattr(self, f)[:n] for f in fields)), Lattice(*(getattr(self, f)[n:] for f in fields)))
+        return (Lattice(*(getattr(self, f)[:n] for f in self.FIELDS)), Lattice(*(getattr(self, f)[n:] for f in self.FIELDS)))
 
 
 class _SchemeTables:

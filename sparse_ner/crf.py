@@ -13,7 +13,6 @@ token and transition scores are fixed at zero; the same lattices give its exact 
 from __future__ import annotations
 
 import math
-
 from typing import Callable, Sequence
 
 import torch
@@ -144,9 +143,7 @@ class CRF(nn.Module):
         self._check(emissions, mask)
         free = self._free(mask, lattice.num_states)
         parts = (free, lattice, *more)
-        stacked = Lattice(*(torch.cat([getattr(p, f) for p in parts]) for f in
-                            ("mask", "base_of", "start", "allowed", "end")))
-        log_z = self._run(torch.cat([emissions] * len(parts)), stacked)  # (len(parts) * B,)
+        log_z = self._run(torch.cat([emissions] * len(parts)), Lattice.cat(parts))  # (len(parts) * B,)
         return tuple(log_z.split(len(emissions)))
 
     def nll(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None = None,

@@ -17,7 +17,7 @@ from torch import nn
 
 from sparse_ner.crf import CRF
 from sparse_ner.data.example import Example
-from sparse_ner.tags import Scheme, decode_tags, tag_names
+from sparse_ner.tags import Scheme, decode_tags, labels_of, split_tag, tag_names
 
 TokenSpan = tuple[int, int, str]
 
@@ -46,7 +46,7 @@ def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None
         T = inputs["word_mask"].shape[1]
         anns = [annotation_of(ex) for ex in examples]
         if strict_rejects and any(a.rejected for a in anns):
-            labels = sorted({t.split("-", 1)[1] for t in tags if t != "O"})
+            labels = labels_of(tags)
             both = build_lattice(anns + [widen(a, labels) for a in anns], tags, scheme, length=T)
             batch["lattice"], batch["strict_lattice"] = both.split(len(anns))
         else:
@@ -107,7 +107,7 @@ class Tagger(nn.Module):
             for k, tag in enumerate(self.tags):
                 if tag != "O":
                     spread[0, k] = 1.0  # entity-ness
-                    spread[1 + self.labels.index(tag.split("-", 1)[1]), k] = 1.0
+                    spread[1 + self.labels.index(split_tag(tag)[1]), k] = 1.0
             self.register_buffer("spread", spread, persistent=False)
         self.entity_ratio = entity_ratio
         self.ratio_margin = ratio_margin

@@ -114,8 +114,11 @@ class OnlineTagger:
         if unknown:
             raise TypeError(f"unknown options {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
         self.options = {**DEFAULTS, **options}
+        from sparse_ner.encoders import TransformerEncoder
+
         self.tagger = tagger.eval()
-        if hasattr(tagger.encoder, "set_trainable"):  # a transformer: cheap updates of its top layers
+        transformer = isinstance(tagger.encoder, TransformerEncoder)
+        if transformer:  # cheap updates of its top layers
             tagger.encoder.set_trainable(self.options["train_layers"])
         self.labels = list(tagger.labels)
         self.matcher = PatternMatcher(patterns, self.labels) if patterns else None
@@ -130,7 +133,7 @@ class OnlineTagger:
         self.optimizer = self._make_optimizer()
         self.bf16 = self.options["bf16"]
         if self.bf16 is None:
-            self.bf16 = hasattr(tagger.encoder, "set_trainable") and bf16_supported(tagger.emit.weight.device)
+            self.bf16 = transformer and bf16_supported(tagger.emit.weight.device)
 
     # -- construction --------------------------------------------------------------------------
 
@@ -233,7 +236,9 @@ class OnlineTagger:
                                        strict_rejects=tagger.reject_prior > 0)  # fmt: skip
                     device = tagger.emit.weight.device
                     batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
-                    batch["lattice"] = batch["lattice"].to(device)
+                    for key in ("lattice", "strict_lattice"):
+                        if key in batch:
+                            batch[key] = batch[key].to(device)
                     with self._autocast():
                         loss = tagger.loss(batch)
                     self.optimizer.zero_grad(set_to_none=True)

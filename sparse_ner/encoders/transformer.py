@@ -152,6 +152,7 @@ class TransformerEncoder(Encoder):
 
     def set_trainable(self, train_layers: int | None) -> None:
         """Fine-tune all of the transformer (``None``), nothing (0) or only its top ``train_layers``."""
+        self._top: list[nn.Module] = []  # the layers that train when only the top ones do
         if train_layers is None:
             self.model.requires_grad_(True)
         else:
@@ -159,7 +160,8 @@ class TransformerEncoder(Encoder):
             if not 0 <= train_layers <= len(layers):
                 raise ValueError(f"train_layers must be in [0, {len(layers)}], got {train_layers}")
             self.model.requires_grad_(False)
-            for layer in list(layers)[len(layers) - train_layers :]:
+            self._top = list(layers)[len(layers) - train_layers :]
+            for layer in self._top:
                 layer.requires_grad_(True)
         self.train_layers = train_layers
         self.freeze = train_layers == 0
@@ -170,10 +172,8 @@ class TransformerEncoder(Encoder):
         super().train(mode)
         if self.train_layers is not None:
             self.model.eval()
-            if mode and self.train_layers > 0:
-                layers = self.layers()
-                for layer in list(layers)[len(layers) - self.train_layers :]:
-                    layer.train(True)
+            for layer in self._top if mode else []:
+                layer.train(True)
         return self
 
     def _special_tokens(self) -> tuple[list[int], list[int]]:
@@ -199,7 +199,10 @@ class TransformerEncoder(Encoder):
             toks = toks or [self.unk_id]  # a word with no subword still gets a vector
             spans.append((len(ids), len(ids) + len(toks)))
             ids.extend(toks)
-        return {"subword_ids": ids, "word_spans": spans, "shape_ids": [word_shape(w) for w in words]}
+        out: dict[str, Any] = {"subword_ids": ids, "word_spans": spans}
+        if self.shape_embed is not None:
+            out["shape_ids"] = [word_shape(w) for w in words]
+        return out
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         rows: list[list[int]] = []
@@ -291,7 +294,6 @@ class TransformerEncoder(Encoder):
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
-
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> "TransformerEncoder":
