@@ -4,6 +4,8 @@
         --strategies uncertainty random static --tag default --out bench_results/simulate
     python scripts/simulate_seeds.py --config configs/simulate_conll.yaml --seeds 0 1 2 \
         --strategies uncertainty --by-text --tag by_text --out bench_results/simulate
+    python scripts/simulate_seeds.py --seeds 0 --strategies uncertainty --set online.calibrate=false \
+        --tag uncalibrated --out bench_results/simulate
 
 Each (tag, seed) runs ``python -m sparse_ner.simulate`` into ``OUT/TAG_seedN`` unless its
 ``curves.csv`` is already there (so the script resumes). Then every ``OUT/*_seed*/curves.csv`` is
@@ -31,6 +33,15 @@ def run_seeds(args: argparse.Namespace, out: Path) -> None:
     config = yaml.safe_load(Path(args.config).read_text(encoding="utf8"))
     if args.by_text:
         config["sorter"] = {**(config.get("sorter") or {}), "by_text": True}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes KEY=VALUE (VALUE in YAML; KEY may be dotted, e.g. online.calibrate), not {item!r}")
+        *parents, leaf = key.split(".")
+        node = config
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = yaml.safe_load(value)
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = Path(tmp) / "config.yaml"
         cfg_path.write_text(yaml.safe_dump(config), encoding="utf8")
@@ -89,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", default=["uncertainty", "random", "static"])
     ap.add_argument("--by-text", action="store_true", help="uncertainty sorter selects whole texts")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="config overrides, e.g. dev_limit=0 online.calibrate=false sorter.bias=0")
     ap.add_argument("--tag", default="default", help="name of this variant in the summary")
     ap.add_argument("--out", default=str(ROOT / "bench_results/simulate"))
     ap.add_argument("--summary-only", action="store_true", help="only summarize the runs in --out")

@@ -32,15 +32,20 @@ class ScoredSpan(NamedTuple):
 
 
 def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None = None, scheme: Scheme = "bio",
-               strict_rejects: bool = False) -> dict:  # fmt: skip
+               strict_rejects: bool = False, features: Sequence[dict] | None = None) -> dict:  # fmt: skip
     """Encoder tensors for ``examples``, plus their lattice when ``tags`` is given, and gold spans.
 
     ``strict_rejects`` adds ``"strict_lattice"`` (when the batch has rejects): the same annotations
     with every rejected span ruled out as an entity of any label (for ``Tagger(reject_prior=...)``).
+    ``features``: ``encoder.featurize(ex.words)`` of each example, when the caller keeps them.
     """
     from sparse_ner.constraints import annotation_of, build_lattice, strict_rejects as widen
 
-    inputs = encoder.collate([encoder.featurize(ex.words) for ex in examples])
+    if features is None:
+        features = [encoder.featurize(ex.words) for ex in examples]
+    elif len(features) != len(examples):
+        raise ValueError(f"{len(features)} features for {len(examples)} examples")
+    inputs = encoder.collate(list(features))
     batch: dict[str, Any] = {"inputs": inputs, "gold": [[s.key for s in ex.accepted] for ex in examples]}
     if tags is not None:
         T = inputs["word_mask"].shape[1]

@@ -46,12 +46,13 @@ import json
 import random
 import shutil
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
+from sparse_ner.calibration import PlattCalibrator
 from sparse_ner.data.example import Example, Token
 from sparse_ner.data.prodigy import input_hash, merge_records, span_dict, task_hash, token_dicts
 from sparse_ner.data.tokenize import tokenize
@@ -74,8 +75,11 @@ DEFAULTS: dict[str, Any] = {
     "pattern_warmup": 200,  # answers over which pattern scores move from 0.5 to the model's
     "min_pattern_precision": 0.2,
     "grad_clip": 5.0,
+    "calibrate": True,  # stream scores through a Platt calibration fitted to the answers (sparse_ner.calibration)
+    "calibration_window": 500,  # answered model suggestions it is fitted to (the most recent)
     "seed": 0,
 }
+OFFERED_MAX = 100_000  # model probabilities of offered tasks kept for calibration, by task hash
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -124,12 +128,15 @@ class OnlineTagger:
         self.matcher = PatternMatcher(patterns, self.labels) if patterns else None
         self.memory: dict[int, list[dict]] = {}  # input hash -> answered records, in answer order
         self.examples: dict[int, Example] = {}  # input hash -> the merged example
+        self._features: dict[int, dict] = {}  # input hash -> encoder.featurize(words), for replay
         self.asked: set[tuple[int, int, int, str]] = set()  # (input hash, start, end, label) answered
         self.pattern_counts: dict[str, Counter] = {}  # pattern id -> {"accept": n, "reject": n}
         self.n_answers = 0
         self.n_updates = 0
         self._rng = random.Random(self.options["seed"])
         self._lock = threading.RLock()
+        self.calibrator = PlattCalibrator(self.options["calibration_window"])
+        self._offered: OrderedDict[int, float] = OrderedDict()  # task hash -> model probability when offered
         self.optimizer = self._make_optimizer()
         self.bf16 = self.options["bf16"]
         if self.bf16 is None:
@@ -208,32 +215,41 @@ class OnlineTagger:
                 pid = (task.get("meta") or {}).get("pattern")
                 if pid is not None:
                     self.pattern_counts.setdefault(str(pid), Counter())[answer] += 1
+                p = self._offered.pop(task.get("_task_hash"), None)
+                if p is not None:  # a model suggestion (not a pattern match) this object offered
+                    self.calibrator.add(p, answer == "accept")
         for key in touched:
             merged = merge_records(self.memory[key], labels=self.labels)
             if merged:
                 self.examples[key] = merged[0]
+                if key not in self._features:
+                    self._features[key] = self.tagger.encoder.featurize(merged[0].words)
             else:
                 self.examples.pop(key, None)
+                self._features.pop(key, None)
         return [k for k in touched if k in self.examples]
 
     def update(self, answers: Sequence[dict]) -> float:
         """Learn from answered tasks (Prodigy's ``update`` callback); returns the mean loss."""
         answers = list(answers)
         with self._lock:
-            new = [self.examples[k] for k in self._remember(answers)]
+            new_keys = self._remember(answers)
             self.n_answers += len(answers)
-            if not new:
+            if self.options["calibrate"] and self.calibrator.points:
+                self.calibrator.fit()
+            if not new_keys:
                 return 0.0
-            new_keys = {ex.input_hash for ex in new}
-            earlier = [k for k in self.examples if k not in new_keys]
+            fresh = set(new_keys)
+            earlier = [k for k in self.examples if k not in fresh]
             tagger = self.tagger
             tagger.train()
             losses = []
             try:
                 for _ in range(self.options["steps"]):
-                    replay = [self.examples[k] for k in self._rng.sample(earlier, min(self.options["replay"], len(earlier)))]
-                    batch = make_batch(tagger.encoder, new + replay, tagger.tags, tagger.scheme,
-                                       strict_rejects=tagger.reject_prior > 0)  # fmt: skip
+                    keys = new_keys + self._rng.sample(earlier, min(self.options["replay"], len(earlier)))
+                    batch = make_batch(tagger.encoder, [self.examples[k] for k in keys], tagger.tags, tagger.scheme,
+                                       strict_rejects=tagger.reject_prior > 0,
+                                       features=[self._features[k] for k in keys])  # fmt: skip
                     device = tagger.emit.weight.device
                     batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
                     for key in ("lattice", "strict_lattice"):
@@ -316,14 +332,24 @@ class OnlineTagger:
                     continue
                 meta = dict(task.get("meta") or {})
                 pid = matches[i].get((s, e, label))
-                score = p
-                if pid is not None:
-                    score = (1.0 - warm) * 0.5 + warm * p
-                    meta["pattern"] = pid
                 if pid is None and p < self.options["threshold"]:
                     continue
+                score = self.calibrator(p) if self.options["calibrate"] else p
+                if pid is not None:
+                    score = (1.0 - warm) * 0.5 + warm * score
+                    meta["pattern"] = pid
                 meta["score"] = round(score, 6)
-                yield score, self._task(task, ex, key, s, e, label, meta)
+                out = self._task(task, ex, key, s, e, label, meta)
+                if pid is None:
+                    self._remember_offer(out["_task_hash"], p)
+                yield score, out
+
+    def _remember_offer(self, key: int, p: float) -> None:
+        with self._lock:
+            self._offered[key] = p
+            self._offered.move_to_end(key)
+            if len(self._offered) > OFFERED_MAX:
+                self._offered.popitem(last=False)
 
     @staticmethod
     def _task(task: dict, ex: Example, key: int, s: int, e: int, label: str, meta: dict) -> dict:
@@ -373,7 +399,8 @@ class OnlineTagger:
                     for r in records:
                         f.write(json.dumps(r, ensure_ascii=False) + "\n")
             info = {"options": self.options, "n_answers": self.n_answers, "n_updates": self.n_updates,
-                    "pattern_counts": {k: dict(v) for k, v in self.pattern_counts.items()}}  # fmt: skip
+                    "pattern_counts": {k: dict(v) for k, v in self.pattern_counts.items()},
+                    "calibrator": self.calibrator.state()}  # fmt: skip
             (state / "state.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf8")
             if self.matcher is not None:
                 (state / "patterns.jsonl").write_text(self.matcher.to_jsonl(), encoding="utf8")
@@ -406,6 +433,8 @@ class OnlineTagger:
         model.pattern_counts = {k: Counter(v) for k, v in info.get("pattern_counts", {}).items()}
         model.n_answers = info.get("n_answers", sum(len(v) for v in model.memory.values()))
         model.n_updates = info.get("n_updates", 0)
+        if "calibrator" in info:
+            model.calibrator = PlattCalibrator.from_state(info["calibrator"])
         if (state / "optimizer.pt").exists():
             model.optimizer.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
         return model

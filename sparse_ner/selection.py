@@ -9,8 +9,11 @@ Candidates
 Sorters (Prodigy's contract: an iterable of ``(score, task)`` in, tasks out, lazily)
     - :func:`prefer_uncertain`: the annotator sees the spans the model is least sure of. Each
       task's uncertainty is ``u = 1 - |2 score - 1|`` (1 at 0.5, 0 at 0 or 1). ``"ema"`` keeps an
-      exponential moving average and variance of ``u`` and yields a task when ``u >= mean + bias *
-      std``, so it adapts to however sure the model currently is and never stalls. ``"probability"``
+      exponential moving average and variance of ``u`` and yields a task when ``u >= min(mean +
+      bias * std, max of the last window u)``, so it adapts to however sure the model currently is.
+      The cap keeps it from stalling: ``u`` is at most 1, and when most tasks sit near 1 (pattern
+      matches of a cold model) and a few near 0, ``mean + std`` is above 1 and nothing would
+      pass, for the rest of the stream. ``"probability"``
       yields each task with probability ``u``. ``by_text=True`` selects whole texts (the sum of
       their spans' ``u``) and asks all their spans, so the answers on a text constrain each other.
     - :func:`in_order`: every task, in stream order (no selection; the "random order" baseline when
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from typing import Iterable, Iterator, Literal
 
 import torch
@@ -83,8 +87,8 @@ def _by_text(scored: Iterable[tuple[float, dict]]) -> Iterator[list[tuple[float,
 
 
 def prefer_uncertain(scored: Iterable[tuple[float, dict]], algorithm: Literal["ema", "probability"] = "ema",
-                     bias: float = 0.0, decay: float = 0.05, seed: int = 0, by_text: bool = False
-                     ) -> Iterator[dict]:  # fmt: skip
+                     bias: float = 0.0, decay: float = 0.05, seed: int = 0, by_text: bool = False,
+                     window: int = 50) -> Iterator[dict]:  # fmt: skip
     """Yield the tasks of ``(score, task)`` pairs whose score is uncertain (see module docstring).
 
     ``by_text``: select whole texts instead of single spans. A text's uncertainty is the sum of its
@@ -95,6 +99,7 @@ def prefer_uncertain(scored: Iterable[tuple[float, dict]], algorithm: Literal["e
         raise ValueError(f"algorithm must be 'ema' or 'probability', not {algorithm!r}")
     rng = random.Random(seed)
     mean, var, seen = 0.0, 0.0, 0
+    recent: deque[float] = deque(maxlen=max(1, window))
     groups = _by_text(scored) if by_text else ([pair] for pair in scored)
     for group in groups:
         u = sum(uncertainty(score) for score, _ in group)
@@ -108,7 +113,8 @@ def prefer_uncertain(scored: Iterable[tuple[float, dict]], algorithm: Literal["e
         diff = u - mean
         mean += decay * diff
         var = (1 - decay) * (var + decay * diff * diff)
-        if u >= mean + bias * math.sqrt(var):
+        recent.append(u)
+        if u >= min(mean + bias * math.sqrt(var), max(recent)):
             yield from (task for _, task in group)
 
 

@@ -179,6 +179,16 @@ def test_sorters():
         list(prefer_uncertain(scored, algorithm="nope"))  # type: ignore[arg-type]
 
 
+def test_prefer_uncertain_does_not_stall_when_mean_plus_std_passes_one():
+    # a cold model's stream: pattern matches near 0.5 (u ~ 0.98-0.99) and a fifth model suggestions
+    # near 0.1 (u ~ 0.2): mean + 1 std of u is above 1, the highest u any task can have
+    scores = [0.5] * 20 + [0.49, 0.491, 0.492, 0.495, 0.1] * 400
+    scored = [(p, {"i": i}) for i, p in enumerate(scores)]
+    picked = [t["i"] for t in prefer_uncertain(scored, bias=1.0)]
+    assert sum(i >= 1000 for i in picked) >= 100  # still asking at the end of the stream
+    assert all(scores[i] != 0.1 for i in picked)  # and still only the uncertain ones
+
+
 def test_prefer_uncertain_by_text_keeps_texts_whole():
     # texts alternate: a sure one (two confident spans) and an unsure one (a coin flip and a sure span)
     scored = []
@@ -277,3 +287,30 @@ def test_bf16_autocast_scores_close_to_float32_and_trains():
     losses = [bf16.update(answers) for _ in range(10)]
     assert all(math.isfinite(x) for x in losses)
     assert prob(bf16, TEXTS[0], (0, 0, "PER")) > before
+
+
+def test_scores_are_calibrated_by_answers_to_the_models_own_suggestions():
+    online = make_online(threshold=0.0, max_suggestions=3, steps=1)
+    raw = make_online(threshold=0.0, max_suggestions=3, steps=1, calibrate=False)
+    pairs = list(online([{"text": t} for t in TEXTS]))
+    assert all(t["meta"]["score"] == round(s, 6) for s, t in pairs)
+    # every suggestion is rejected: the calibrator learns that these scores overstate acceptance
+    online.update([{**t, "answer": "reject"} for _, t in pairs])
+    raw.update([{**t, "answer": "reject"} for _, t in pairs])
+    assert len(online.calibrator.points) == len(pairs) and not raw.options["calibrate"]
+    assert online.calibrator.b < 0
+    text = "Eve went to Oslo ."
+    (s_cal, t_cal), *_ = online([{"text": text}])
+    sp = t_cal["spans"][0]
+    p = prob(online, text, (sp["token_start"], sp["token_end"], sp["label"]))
+    assert s_cal == pytest.approx(online.calibrator(p), abs=1e-6) and s_cal < p
+    # answers to tasks this object never offered (e.g. from a file) do not feed the calibrator
+    online.update([task(TEXTS[0], 0, 0, "PER", "accept")])
+    assert len(online.calibrator.points) == len(pairs)
+
+
+def test_calibration_survives_to_disk(tmp_path):
+    online = make_online(threshold=0.0, max_suggestions=2, steps=1)
+    online.update([{**t, "answer": "reject"} for _, t in online([{"text": t} for t in TEXTS[:3]])])
+    restored = OnlineTagger.from_disk(online.to_disk(tmp_path / "m"))
+    assert restored.calibrator.points and restored.calibrator.state() == online.calibrator.state()
