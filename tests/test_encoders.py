@@ -304,3 +304,24 @@ def test_transformer_shape_features_see_case(minilm: TransformerEncoder) -> None
     assert not torch.allclose(upper[0, 0, H:], lower[0, 0, H:]) and not torch.allclose(upper[0, 2, H:], lower[0, 2, H:])
     assert torch.equal(upper[0, 1, H:], lower[0, 1, H:])  # "in" has the same shape in both
     assert enc.config()["shape_dim"] == 6
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_unpacked_bilstm_matches_packed_nn_lstm(layers):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from sparse_ner.encoders.small import bilstm
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, num_layers=layers, batch_first=True, bidirectional=True)
+    lengths = torch.tensor([7, 1, 4, 7, 2])
+    x = torch.randn(5, 7, 6, requires_grad=True)
+    mask = (torch.arange(7)[None] < lengths[:, None])[..., None]  # (B, T, 1)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    ref = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=7)[0]  # zeros at padding
+    out = bilstm(lstm, x, lengths) * mask
+    assert torch.allclose(out, ref, atol=1e-6)
+    weight = lstm.weight_hh_l0_reverse
+    g_ref = torch.autograd.grad(ref.pow(2).sum(), [x, weight])
+    g_out = torch.autograd.grad(out.pow(2).sum(), [x, weight])
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_ref, g_out))

@@ -22,7 +22,6 @@ from typing import Any, Iterable, Literal
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .base import Encoder, pad_ids
 from .vocab import UNK_ID, Vocab, load_vocabs, save_vocabs
@@ -77,6 +76,40 @@ class CharCNN(nn.Module):
         pad = (char_ids == 0).unsqueeze(1)  # (N, 1, C)
         h = h.masked_fill(pad, float("-inf"))
         return h.max(dim=2).values  # (N, O)
+
+
+def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each row's first ``lengths[b]`` positions in reverse order, padding left in place: ``(B, T, D)``."""
+    t = torch.arange(x.shape[1], device=x.device)  # (T,)
+    n = lengths[:, None]  # (B, 1)
+    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
+    return x.gather(1, idx[..., None].expand_as(x))
+
+
+def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``lstm`` (bidirectional, batch_first) over right-padded ``x (B, T, D)`` -> ``(B, T, 2H)``.
+
+    The same outputs at real positions as running it on a packed sequence, without packing: the
+    forward direction runs on ``x`` as is (padding only comes after), the backward direction on
+    each row reversed within its length. Both run unpacked, which lets oneDNN's fused RNN kernel
+    do the work (packed sequences fall back to a step-by-step loop): forward + backward is about
+    1.5-2x faster on CPU. Outputs at padding positions are not meaningful (the caller masks them).
+    """
+    B = x.shape[0]
+    H = lstm.hidden_size
+    weights = lstm._flat_weights  # per layer: forward direction's tensors, then the reverse direction's
+    per_dir = len(weights) // (2 * lstm.num_layers)
+    h0 = x.new_zeros(1, B, H)
+    out = x
+    for layer in range(lstm.num_layers):
+        if layer > 0 and lstm.dropout > 0:
+            out = nn.functional.dropout(out, lstm.dropout, lstm.training)
+        w = weights[2 * layer * per_dir : 2 * (layer + 1) * per_dir]
+        fwd = torch._VF.lstm(out, (h0, h0), w[:per_dir], lstm.bias, 1, 0.0, lstm.training, False, True)[0]  # (B, T, H)
+        bwd = torch._VF.lstm(reverse_within(out, lengths), (h0, h0), w[per_dir:], lstm.bias, 1, 0.0, lstm.training,
+                             False, True)[0]  # fmt: skip  (B, T, H)
+        out = torch.cat([fwd, reverse_within(bwd, lengths)], dim=-1)  # (B, T, 2H)
+    return out
 
 
 class ConvStack(nn.Module):
@@ -215,9 +248,7 @@ class SmallEncoder(Encoder):
         s = self.shape_embed(batch["shape_ids"])  # (B, T, Ds)
         x = self.dropout(torch.cat([w, c, s], dim=-1))  # (B, T, Dw + Dc + Ds)
         if isinstance(self.context, nn.LSTM):
-            lengths = mask.sum(1).clamp(min=1).cpu()  # (B,)
-            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            h, _ = pad_packed_sequence(self.context(packed)[0], batch_first=True, total_length=T)
+            h = bilstm(self.context, x, mask.sum(1).clamp(min=1))  # (B, T, H)
         else:
             h = self.context(x, mask)  # (B, T, H)
         return self.dropout(h) * mask.unsqueeze(-1).to(h.dtype)  # (B, T, H)
