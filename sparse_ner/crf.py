@@ -12,6 +12,7 @@ token and transition scores are fixed at zero; the same lattices give its exact 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable, Sequence
 
@@ -139,12 +140,15 @@ class CRF(nn.Module):
         The free lattice, ``lattice`` and any ``more`` lattices (over the same states) go through
         one forward pass, stacked on the batch dimension.
         """
+        return self._stacked(self._scores(emissions), lattice, *more)
+
+    def _stacked(self, scores: torch.Tensor, lattice: Lattice, *more: Lattice) -> tuple[torch.Tensor, ...]:
         mask = lattice.mask
-        self._check(emissions, mask)
+        self._check(scores, mask)
         free = self._free(mask, lattice.num_states)
         parts = (free, lattice, *more)
-        log_z = self._run(torch.cat([emissions] * len(parts)), Lattice.cat(parts))  # (len(parts) * B,)
-        return tuple(log_z.split(len(emissions)))
+        log_z = self.forward_scores(torch.cat([scores] * len(parts)), Lattice.cat(parts))  # (len(parts) * B,)
+        return tuple(log_z.split(len(scores)))
 
     def nll(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None = None,
             reject_prior: float = 0.0) -> torch.Tensor:  # fmt: skip
@@ -154,12 +158,39 @@ class CRF(nn.Module):
         ``strict`` lattice (rejected spans ruled out for every label) and ``reject_prior`` ``lam``,
         ``log Z - log((1 - lam) Z(consistent) + lam Z(strict))`` (see :class:`~sparse_ner.model.Tagger`).
         """
-        if strict is None or reject_prior == 0.0:
-            log_z, log_z_consistent = self.log_partitions(emissions, lattice)
-            return log_z - log_z_consistent
-        log_z, log_z_consistent, log_z_strict = self.log_partitions(emissions, lattice, strict)
-        mixed = torch.logaddexp(log_z_consistent + math.log1p(-reject_prior), log_z_strict + math.log(reject_prior))
-        return log_z - mixed
+        return self.nll_and_marginals(emissions, lattice, strict, reject_prior, marginals=False)[0]
+
+    def nll_and_marginals(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None = None,
+                          reject_prior: float = 0.0, marginals: bool = True
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """:meth:`nll` ``(B,)`` and the model's marginals ``(B, T, K)`` from the same forward pass.
+
+        The marginals are the gradient of the free log Z by the scores, kept in the graph
+        (``create_graph``) when gradients are on, so a loss on them (the entity-ratio penalty)
+        trains through them. One forward pass serves both: a separate pass for the marginals
+        would repeat the free lattice's forward.
+        """
+        use_strict = strict is not None and reject_prior != 0.0
+        grad_on = torch.is_grad_enabled() and emissions.requires_grad  # the caller trains through the result
+        with torch.enable_grad() if marginals else contextlib.nullcontext():
+            scores = self._scores(emissions)  # (B, T, K)
+            if marginals and not scores.requires_grad:  # no graph (evaluation): a leaf to differentiate by
+                scores = scores.detach().requires_grad_(True)
+            log_zs = self._stacked(scores, lattice, *((strict,) if use_strict else ()))
+            log_z, log_z_consistent = log_zs[0], log_zs[1]
+            if use_strict:
+                mixed = torch.logaddexp(log_z_consistent + math.log1p(-reject_prior),
+                                        log_zs[2] + math.log(reject_prior))  # fmt: skip
+                nll = log_z - mixed
+            else:
+                nll = log_z - log_z_consistent
+            marg = None
+            if marginals:
+                (marg,) = torch.autograd.grad(log_z.sum(), scores, create_graph=grad_on)
+                marg = marg * lattice.mask[..., None]
+        if marginals and not grad_on:
+            nll = nll.detach()
+        return nll, marg
 
     # -- inference ----------------------------------------------------------------------------
 

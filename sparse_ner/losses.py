@@ -42,7 +42,21 @@ def entity_token_ratio(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) ->
 def expected_entity_ratio_loss(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor,
                                ratio: float = 0.15, margin: float = 0.05) -> torch.Tensor:
     """``max(0, |expected entity-token ratio - ratio| - margin)``: scalar."""
-    if not 0.0 <= ratio <= 1.0 or margin < 0:
-        raise ValueError(f"need 0 <= ratio <= 1 and margin >= 0, got ratio={ratio}, margin={margin}")
+    _check_ratio(ratio, margin)
     rho = entity_token_ratio(crf, emissions, mask)
     return torch.relu((rho - ratio).abs() - margin)
+
+
+def entity_ratio_penalty(marginals: torch.Tensor, mask: torch.Tensor, ratio: float = 0.15,
+                         margin: float = 0.05) -> torch.Tensor:  # fmt: skip
+    """The same penalty from marginals ``(B, T, K)`` (tag 0 is ``O``) already computed, e.g. by
+    :meth:`~sparse_ner.crf.CRF.nll_and_marginals` in the NLL's own forward pass: scalar."""
+    _check_ratio(ratio, margin)
+    entity = (1.0 - marginals[..., 0]) * mask  # (B, T)
+    rho = entity.sum() / mask.sum().clamp_min(1)
+    return torch.relu((rho - ratio).abs() - margin)
+
+
+def _check_ratio(ratio: float, margin: float) -> None:
+    if not 0.0 <= ratio <= 1.0 or margin < 0:
+        raise ValueError(f"need 0 <= ratio <= 1 and margin >= 0, got ratio={ratio}, margin={margin}")

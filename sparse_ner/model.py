@@ -135,14 +135,15 @@ class Tagger(nn.Module):
         strict = batch.get("strict_lattice") if self.reject_prior > 0 else None
         if self.reject_prior > 0 and strict is None and lattice.num_states > len(self.tags):  # rejects, no strict
             raise ValueError("reject_prior needs batches built with make_batch(..., strict_rejects=True)")
-        nll = self.crf.nll(emissions, lattice, strict, self.reject_prior)  # (B,)
-        loss = nll.mean()
-        if self.entity_ratio is not None:
-            from sparse_ner.losses import expected_entity_ratio_loss
+        if self.entity_ratio is None:
+            return self.crf.nll(emissions, lattice, strict, self.reject_prior).mean()
+        from sparse_ner.losses import entity_ratio_penalty
 
-            mask = batch["inputs"]["word_mask"]  # (B, T)
-            ratio = expected_entity_ratio_loss(self.crf, emissions, mask, self.entity_ratio, self.ratio_margin)
-            loss = loss + self.ratio_weight * ratio
+        # the NLL and the marginals of the entity-ratio penalty from one forward pass
+        nll, marginals = self.crf.nll_and_marginals(emissions, lattice, strict, self.reject_prior)  # (B,), (B, T, K)
+        mask = batch["inputs"]["word_mask"]  # (B, T)
+        ratio = entity_ratio_penalty(marginals, mask, self.entity_ratio, self.ratio_margin)
+        loss = nll.mean() + self.ratio_weight * ratio
         return loss
 
     @torch.no_grad()

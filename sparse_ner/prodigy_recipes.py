@@ -129,7 +129,7 @@ def _components(dataset: str, model: str, source: str, label: str | None, patter
     patterns=("Patterns JSONL for a cold start", "option", "pt", str),
     encoder=("Encoder of a new model: small, minilm or a folder", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
-    bias=("Uncertainty sorter strictness (0: Prodigy's default; 1 did best in the CoNLL simulation)", "option",
+    bias=("Uncertainty sorter strictness (0, the default, did best in the CoNLL simulation; 1 asks fewer)", "option",
           "b", float),
 )
 def teach(dataset: str, model: str, source: str, label: str | None = None, patterns: str | None = None,

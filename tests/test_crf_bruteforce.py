@@ -365,3 +365,40 @@ def test_inference_on_one_token_batches(scheme):
     log_z = logsumexp([s for *_, s in paths])
     want = sum(math.exp(s - log_z) for tags, _, s in paths if (0, 0, "PER") in ref_entities(tags, scheme))
     assert probs[0][0] == pytest.approx(want, abs=1e-8)
+
+
+@pytest.mark.parametrize("labels,scheme", CASES)
+@pytest.mark.parametrize("transitions", [True, False])
+def test_nll_and_marginals_from_one_pass_match_enumeration(labels, scheme, transitions):
+    """The fused pass (rejects widen the lattice's state space): its NLL is the NLL, its marginals
+    are the free model's tag probabilities by enumeration, and the entity-ratio penalty on them
+    has the gradient of the penalty computed by its own forward pass."""
+    from sparse_ner.losses import entity_ratio_penalty, expected_entity_ratio_loss
+
+    crf = make_crf(labels, scheme, transitions, seed=12)
+    rng = random.Random(13)
+    lengths = [rng.randint(1, 4 if crf.num_tags > 5 else 5) for _ in range(3)]
+    emissions, mask = ragged(crf, lengths, seed=12)
+    emissions.requires_grad_(True)
+    anns = [random_annotation(rng, n, labels, scheme, crf, emissions[b].detach()) for b, n in enumerate(lengths)]
+    lattice = build_lattice(anns, crf.tags, scheme)
+    nll, marg = crf.nll_and_marginals(emissions, lattice)
+    assert torch.allclose(nll, crf.nll(emissions, lattice), atol=1e-6)
+    for b, n in enumerate(lengths):
+        paths = list(ref_paths(crf, emissions[b].detach(), n))
+        log_z = logsumexp([s for *_, s in paths])
+        for t in range(n):
+            for k, tag in enumerate(crf.tags):
+                p = sum(math.exp(s - log_z) for tags, _, s in paths if tags[t] == tag)
+                assert marg[b, t, k].item() == pytest.approx(p, abs=1e-6)
+        assert marg[b, n:].abs().sum() == 0
+    fused = nll.mean() + entity_ratio_penalty(marg, mask, ratio=0.0, margin=0.0)
+    separate = crf.nll(emissions, lattice).mean() + expected_entity_ratio_loss(crf, emissions, mask, 0.0, 0.0)
+    (g_fused,) = torch.autograd.grad(fused, emissions)
+    (g_sep,) = torch.autograd.grad(separate, emissions)
+    assert fused.item() == pytest.approx(separate.item(), abs=1e-6)
+    assert g_sep.abs().sum() > 0 and torch.allclose(g_fused, g_sep, atol=1e-6)
+    # without a graph (evaluation) the same values come back, detached
+    with torch.no_grad():
+        nll2, marg2 = crf.nll_and_marginals(emissions, lattice)
+    assert not nll2.requires_grad and torch.allclose(nll2, nll) and torch.allclose(marg2, marg)
