@@ -15,8 +15,10 @@ the two callbacks of a Prodigy recipe:
 
 ``__call__(stream)``
     Yields ``(score, task)``: one task per suggested span (``spans`` holds that one span), ``score``
-    the model's exact probability that the span is an entity (CRF marginals, also in
-    ``meta.score``). Suggestions are the spans with a start marginal of at least ``threshold``
+    the model's exact probability that the span is an entity (CRF marginals), calibrated to the
+    chance of an accept (``calibrate``, default on: a Platt scaling fitted in each ``update()`` to
+    the answers to this object's own suggestions, :mod:`sparse_ner.calibration`), also in
+    ``meta.score``. Suggestions are the spans with a start marginal of at least ``threshold``
     (:func:`sparse_ner.selection.candidate_spans`). Pattern matches (:mod:`sparse_ner.patterns`)
     are offered as tasks with ``meta.pattern``; while the model is cold their score is pulled to
     0.5 (uncertain, so sorters show them), moving to the model's probability over the first
