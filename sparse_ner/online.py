@@ -70,6 +70,7 @@ DEFAULTS: dict[str, Any] = {
     "bf16": None,  # run the encoder under bfloat16 autocast (None: transformers, where the CPU/GPU has bf16)
     "steps": 2,  # optimizer steps per update() call
     "replay": 10,  # earlier texts mixed into each step
+    "steps_texts": 20,  # texts per consolidate() step (idle-time training on the answer memory)
     "batch_size": 64,  # texts scored at once
     "threshold": 0.1,  # start-tag marginal for a span to be suggested
     "max_len": 8,  # longest suggested span, in tokens
@@ -243,31 +244,69 @@ class OnlineTagger:
                 return 0.0
             fresh = set(new_keys)
             earlier = [k for k in self.examples if k not in fresh]
-            tagger = self.tagger
-            tagger.train()
             losses = []
-            try:
-                for _ in range(self.options["steps"]):
-                    keys = new_keys + self._rng.sample(earlier, min(self.options["replay"], len(earlier)))
-                    batch = make_batch(tagger.encoder, [self.examples[k] for k in keys], tagger.tags, tagger.scheme,
-                                       strict_rejects=tagger.reject_prior > 0,
-                                       features=[self._features[k] for k in keys])  # fmt: skip
-                    device = tagger.emit.weight.device
-                    batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
-                    for key in ("lattice", "strict_lattice"):
-                        if key in batch:
-                            batch[key] = batch[key].to(device)
-                    with self._autocast():
-                        loss = tagger.loss(batch)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(tagger.parameters(), self.options["grad_clip"])
-                    self.optimizer.step()
-                    losses.append(float(loss.detach()))
-            finally:
-                tagger.eval()
+            for _ in range(self.options["steps"]):
+                replay = self._rng.sample(earlier, min(self.options["replay"], len(earlier)))
+                losses.append(self._step(new_keys + replay))
             self.n_updates += 1
             return sum(losses) / len(losses)
+
+    def consolidate(self, steps: int = 1) -> float:
+        """``steps`` optimizer steps on random samples of the answer memory; returns the mean loss.
+
+        For the annotator's idle time: an ``update()`` must return at once, but the annotator then
+        spends seconds on each question, and the model can keep learning from the answers it has
+        meanwhile (``start_idle_training`` runs this in a background thread). Each step trains on
+        ``steps_texts`` texts drawn at random from every answered text. Takes the lock one step
+        at a time, so scoring and ``update()`` wait for one step at most.
+        """
+        losses = []
+        for _ in range(steps):
+            with self._lock:
+                keys = list(self.examples)
+                if not keys:
+                    break
+                losses.append(self._step(self._rng.sample(keys, min(self.options["steps_texts"], len(keys)))))
+        return sum(losses) / len(losses) if losses else 0.0
+
+    def start_idle_training(self, pause: float = 0.05) -> threading.Event:
+        """Run :meth:`consolidate` in a daemon thread, one step at a time, ``pause`` seconds apart,
+        until the returned event is set (or the process ends)."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                if not self.examples:
+                    stop.wait(0.5)
+                    continue
+                self.consolidate(1)
+                stop.wait(pause)
+
+        threading.Thread(target=loop, name="sparse_ner-idle-training", daemon=True).start()
+        return stop
+
+    def _step(self, keys: list[int]) -> float:
+        """One optimizer step on the answered texts ``keys``; returns its loss."""
+        tagger = self.tagger
+        tagger.train()
+        try:
+            batch = make_batch(tagger.encoder, [self.examples[k] for k in keys], tagger.tags, tagger.scheme,
+                               strict_rejects=tagger.reject_prior > 0,
+                               features=[self._features[k] for k in keys])  # fmt: skip
+            device = tagger.emit.weight.device
+            batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
+            for key in ("lattice", "strict_lattice"):
+                if key in batch:
+                    batch[key] = batch[key].to(device)
+            with self._autocast():
+                loss = tagger.loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(tagger.parameters(), self.options["grad_clip"])
+            self.optimizer.step()
+        finally:
+            tagger.eval()
+        return float(loss.detach())
 
     # -- scoring -------------------------------------------------------------------------------
 

@@ -108,13 +108,17 @@ def _read(source: str) -> list[dict]:
 
 
 def _components(dataset: str, model: str, source: str, label: str | None, patterns: str | None,
-                encoder: str, save_every: int) -> tuple[OnlineTagger, list[dict], Callable, Callable]:  # fmt: skip
+                encoder: str, save_every: int, idle: bool = True
+                ) -> tuple[OnlineTagger, list[dict], Callable, Callable]:  # fmt: skip
     labels = [x.strip() for x in label.split(",") if x.strip()] if label else None
     tasks = _read(source)
     online = load_model(model, labels, tasks, encoder, patterns)
     update = make_update(online, model, save_every)
+    stop = online.start_idle_training() if idle else None  # learn from the answers while the annotator reads
 
     def on_exit(controller: Any = None) -> None:
+        if stop is not None:
+            stop.set()
         online.to_disk(model)
 
     return online, tasks, update, on_exit
@@ -131,11 +135,13 @@ def _components(dataset: str, model: str, source: str, label: str | None, patter
     save_every=("Save the model every N updates", "option", "s", int),
     bias=("Uncertainty sorter strictness (0, the default, did best in the CoNLL simulation; 1 asks fewer)", "option",
           "b", float),
+    no_idle=("Do not keep training on the answers between updates (a background thread)", "flag", "ni", bool),
 )
 def teach(dataset: str, model: str, source: str, label: str | None = None, patterns: str | None = None,
-          encoder: str = "small", save_every: int = 10, bias: float = 0.0) -> dict:  # fmt: skip
+          encoder: str = "small", save_every: int = 10, bias: float = 0.0, no_idle: bool = False) -> dict:  # fmt: skip
     """Binary NER annotation with the model in the loop (accept / reject each suggested span)."""
-    online, tasks, update, on_exit = _components(dataset, model, source, label, patterns, encoder, save_every)
+    online, tasks, update, on_exit = _components(dataset, model, source, label, patterns, encoder, save_every,
+                                                 idle=not no_idle)  # fmt: skip
     return {
         "dataset": dataset,
         "view_id": "ner",
@@ -155,11 +161,13 @@ def teach(dataset: str, model: str, source: str, label: str | None = None, patte
     label=("Comma-separated labels", "option", "l", str),
     encoder=("Encoder of a new model: small, minilm or a folder", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
+    no_idle=("Do not keep training on the answers between updates (a background thread)", "flag", "ni", bool),
 )
 def correct(dataset: str, model: str, source: str, label: str | None = None, encoder: str = "small",
-            save_every: int = 10) -> dict:  # fmt: skip
+            save_every: int = 10, no_idle: bool = False) -> dict:  # fmt: skip
     """Fix the model's spans by hand (``ner_manual``); each complete answer updates the model."""
-    online, tasks, update, on_exit = _components(dataset, model, source, label, None, encoder, save_every)
+    online, tasks, update, on_exit = _components(dataset, model, source, label, None, encoder, save_every,
+                                                 idle=not no_idle)  # fmt: skip
     return {
         "dataset": dataset,
         "view_id": "ner_manual",

@@ -5,8 +5,10 @@ uncertainty random]``. For each strategy a cold :class:`~sparse_ner.online.Onlin
 same vocabulary, same patterns) is taught by an oracle that accepts a suggested span exactly when it
 is a gold entity (same tokens and label) and rejects it otherwise. Answers are given in batches of
 ``batch_size`` (10), each batch goes to ``update()``, and entity F1 on the dev set (its first
-``dev_limit`` sentences, to keep the periodic evaluation cheap) is logged every ``eval_every``
-answers. Strategies:
+``dev_limit`` sentences; 0: all) is logged every ``eval_every`` answers. With ``idle_steps`` N,
+each ``update()`` is followed by N :meth:`~sparse_ner.online.OnlineTagger.consolidate` steps on
+the answer memory (what ``start_idle_training`` does while a real annotator reads the next
+questions). Strategies:
 
 - ``uncertainty``: the training texts in a shuffled order, scored by the model,
   :func:`~sparse_ner.selection.prefer_uncertain` picks the questions (``ner.teach``);
@@ -42,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "encoder": "small", "encoder_options": {}, "tagger_options": {}, "online": {},
     "strategies": ["uncertainty", "random", "patterns"], "answers": 2000, "batch_size": 10,
     "eval_every": 200, "dev_limit": 1000, "seed": 0, "threads": None, "output": "runs/simulate",
+    "idle_steps": 0,  # consolidate() steps after each update(): the model learning while the annotator works
     "sorter": {},  # options of prefer_uncertain for "uncertainty": algorithm, bias, decay
 }  # fmt: skip
 
@@ -136,6 +139,8 @@ def run(strategy: str, cfg: dict, train: list[Example], dev: list[Example],
         if strategy != "static":
             batch = [oracle(t, gold) for t in batch]
         online.update(batch)
+        if cfg["idle_steps"]:
+            online.consolidate(cfg["idle_steps"])
         answered += len(batch)
         accepts += sum(t.get("answer") == "accept" for t in batch)
         if answered >= next_eval:

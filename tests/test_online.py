@@ -314,3 +314,39 @@ def test_calibration_survives_to_disk(tmp_path):
     online.update([{**t, "answer": "reject"} for _, t in online([{"text": t} for t in TEXTS[:3]])])
     restored = OnlineTagger.from_disk(online.to_disk(tmp_path / "m"))
     assert restored.calibrator.points and restored.calibrator.state() == online.calibrator.state()
+
+
+def test_consolidate_learns_from_the_memory_without_new_answers():
+    online = make_online(steps=1)
+    assert online.consolidate(3) == 0.0  # nothing answered yet: nothing to do
+    answers = [task(TEXTS[0], 3, 3, "LOC", "accept"), task(TEXTS[1], 0, 0, "PER", "accept"),
+               task(TEXTS[2], 0, 0, "LOC", "accept"), task(TEXTS[1], 4, 4, "PER", "reject")]  # fmt: skip
+    online.update(answers)
+    before = prob(online, TEXTS[0], (3, 3, "LOC"))
+    weights = [p.detach().clone() for p in online.tagger.parameters()]
+    first = online.consolidate(1)
+    last = online.consolidate(30)
+    assert any(not torch.equal(w, p) for w, p in zip(weights, online.tagger.parameters()))
+    assert last < first and prob(online, TEXTS[0], (3, 3, "LOC")) > before
+    assert online.n_updates == 1  # consolidation is not an update
+
+
+def test_idle_training_thread_runs_beside_update_and_scoring():
+    online = make_online(steps=1)
+    online.update([task(TEXTS[0], 3, 3, "LOC", "accept")])
+    stop = online.start_idle_training(pause=0.0)
+    try:
+        for _ in range(3):  # the foreground keeps working while the thread trains
+            assert math.isfinite(online.update([task(TEXTS[1], 0, 0, "PER", "accept")]))
+            assert all(0.0 <= s <= 1.0 for s, _ in online([{"text": t} for t in TEXTS]))
+        with online._lock:
+            weights = [p.detach().clone() for p in online.tagger.parameters()]
+        changed = threading.Event()
+        for _ in range(100):  # no foreground training now: any change is the thread's
+            if any(not torch.equal(w, p) for w, p in zip(weights, online.tagger.parameters())):
+                changed.set()
+                break
+            changed.wait(0.05)
+    finally:
+        stop.set()
+    assert changed.is_set()

@@ -48,7 +48,8 @@ def test_module_imports_without_prodigy_and_entry_points_resolve():
 
 def test_teach_cold_start_update_save_and_restart(tmp_path, source, patterns):
     model = tmp_path / "model"
-    components = recipes.teach("ds", str(model), str(source), label="LOC,PER", patterns=str(patterns), save_every=1)
+    components = recipes.teach("ds", str(model), str(source), label="LOC,PER", patterns=str(patterns), save_every=1,
+                               no_idle=True)  # fmt: skip
     assert components["view_id"] == "ner" and components["dataset"] == "ds"
     assert components["config"]["label"] == "LOC,PER"
     first = list(components["stream"])
@@ -58,7 +59,7 @@ def test_teach_cold_start_update_save_and_restart(tmp_path, source, patterns):
     stored = components["before_db"](answers)
     loss = components["update"](stored)
     assert loss > 0 and (model / "tagger.json").exists()  # saved after the update (save_every=1)
-    restarted = recipes.teach("ds", str(model), str(source), label="LOC,PER")
+    restarted = recipes.teach("ds", str(model), str(source), label="LOC,PER", no_idle=True)
     again = list(restarted["stream"])  # answered spans are not asked again after the restart
     assert not {t["_task_hash"] for t in again} & {t["_task_hash"] for t in first}
     reloaded = recipes.load_model(model)
@@ -75,7 +76,7 @@ def test_missing_model_needs_labels(tmp_path, source):
 
 def test_correct_stream_and_manual_update(tmp_path, source):
     model = tmp_path / "model"
-    components = recipes.correct("gold", str(model), str(source), label="LOC,PER", save_every=0)
+    components = recipes.correct("gold", str(model), str(source), label="LOC,PER", save_every=0, no_idle=True)
     assert components["view_id"] == "ner_manual" and components["config"]["labels"] == ["LOC", "PER"]
     tasks = list(components["stream"])
     assert [t["text"] for t in tasks] == TEXTS and all("tokens" in t and "spans" in t for t in tasks)
@@ -89,6 +90,23 @@ def test_correct_stream_and_manual_update(tmp_path, source):
     components["on_exit"]()
     ex = recipes.load_model(model).examples[input_hash(TEXTS[0])]
     assert ex.complete and [s.key for s in ex.accepted] == [(3, 3, "LOC")]
+
+
+def test_idle_training_runs_until_exit(tmp_path, source):
+    import threading
+
+    def idle_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "sparse_ner-idle-training"]
+
+    before = len(idle_threads())
+    components = recipes.teach("ds", str(tmp_path / "model"), str(source), label="LOC,PER")
+    assert len(idle_threads()) == before + 1
+    components["update"]([{**t, "answer": "reject", "_view_id": "ner"} for t in components["stream"]][:2] or
+                         [{"text": TEXTS[0], "spans": [], "answer": "accept", "_view_id": "ner_manual"}])
+    components["on_exit"]()
+    for thread in idle_threads()[before:]:
+        thread.join(timeout=5)
+    assert len(idle_threads()) == before and (tmp_path / "model" / "tagger.json").exists()
 
 
 def test_before_db_rounds_meta_score():
