@@ -71,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": 2,  # optimizer steps per update() call
     "replay": 10,  # earlier texts mixed into each step
     "steps_texts": 20,  # texts per consolidate() step (idle-time training on the answer memory)
+    "idle_steps": 8,  # consolidate() steps the idle-training thread takes after each update()
     "batch_size": 64,  # texts scored at once
     "threshold": 0.1,  # start-tag marginal for a span to be suggested
     "max_len": 8,  # longest suggested span, in tokens
@@ -138,6 +139,8 @@ class OnlineTagger:
         self.n_updates = 0
         self._rng = random.Random(self.options["seed"])
         self._lock = threading.RLock()
+        self._idle_budget = 0  # consolidate() steps the idle-training thread may still take
+        self._answered = threading.Event()  # set by update(): wakes the idle-training thread
         self.calibrator = PlattCalibrator(self.options["calibration_window"])
         self._offered: OrderedDict[int, float] = OrderedDict()  # task hash -> model probability when offered
         self.optimizer = self._make_optimizer()
@@ -249,6 +252,8 @@ class OnlineTagger:
                 replay = self._rng.sample(earlier, min(self.options["replay"], len(earlier)))
                 losses.append(self._step(new_keys + replay))
             self.n_updates += 1
+            self._idle_budget = self.options["idle_steps"]
+            self._answered.set()
             return sum(losses) / len(losses)
 
     def consolidate(self, steps: int = 1) -> float:
@@ -256,7 +261,8 @@ class OnlineTagger:
 
         For the annotator's idle time: an ``update()`` must return at once, but the annotator then
         spends seconds on each question, and the model can keep learning from the answers it has
-        meanwhile (``start_idle_training`` runs this in a background thread). Each step trains on
+        meanwhile (``start_idle_training`` runs this in a background thread, ``idle_steps`` steps
+        after each update). Each step trains on
         ``steps_texts`` texts drawn at random from every answered text. Takes the lock one step
         at a time, so scoring and ``update()`` wait for one step at most.
         """
@@ -270,15 +276,22 @@ class OnlineTagger:
         return sum(losses) / len(losses) if losses else 0.0
 
     def start_idle_training(self, pause: float = 0.05) -> threading.Event:
-        """Run :meth:`consolidate` in a daemon thread, one step at a time, ``pause`` seconds apart,
-        until the returned event is set (or the process ends)."""
+        """Run :meth:`consolidate` in a daemon thread until the returned event is set.
+
+        After each ``update()`` the thread takes up to ``idle_steps`` steps, one at a time and
+        ``pause`` seconds apart (so ``update()`` and scoring wait for one step at most), then sleeps
+        until the next ``update()``: the same schedule as ``python -m sparse_ner.simulate`` with
+        ``idle_steps``, where it was measured.
+        """
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.is_set():
-                if not self.examples:
-                    stop.wait(0.5)
+                if self._idle_budget <= 0 or not self.examples:
+                    self._answered.wait(0.5)
+                    self._answered.clear()
                     continue
+                self._idle_budget -= 1
                 self.consolidate(1)
                 stop.wait(pause)
 

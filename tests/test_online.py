@@ -350,3 +350,30 @@ def test_idle_training_thread_runs_beside_update_and_scoring():
     finally:
         stop.set()
     assert changed.is_set()
+
+
+def test_idle_training_takes_idle_steps_after_each_update_then_waits():
+    online = make_online(steps=1, idle_steps=3)
+    calls = []
+    consolidate = online.consolidate
+    online.consolidate = lambda steps=1: calls.append(steps) or consolidate(steps)  # type: ignore[method-assign]
+    stop = online.start_idle_training(pause=0.0)
+    try:
+        waiter = threading.Event()
+        waiter.wait(0.3)
+        assert calls == []  # nothing answered: nothing to learn
+        online.update([task(TEXTS[0], 3, 3, "LOC", "accept")])
+        for _ in range(100):
+            if len(calls) >= 3:
+                break
+            waiter.wait(0.05)
+        waiter.wait(0.7)
+        assert len(calls) == 3  # its budget, then it waits for the next update
+        online.update([task(TEXTS[1], 0, 0, "PER", "accept")])
+        for _ in range(100):
+            if len(calls) >= 6:
+                break
+            waiter.wait(0.05)
+        assert len(calls) == 6
+    finally:
+        stop.set()

@@ -98,15 +98,15 @@ def test_idle_training_runs_until_exit(tmp_path, source):
     def idle_threads() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name == "sparse_ner-idle-training"]
 
-    before = len(idle_threads())
+    before = set(idle_threads())
     components = recipes.teach("ds", str(tmp_path / "model"), str(source), label="LOC,PER")
-    assert len(idle_threads()) == before + 1
+    (thread,) = set(idle_threads()) - before
     components["update"]([{**t, "answer": "reject", "_view_id": "ner"} for t in components["stream"]][:2] or
                          [{"text": TEXTS[0], "spans": [], "answer": "accept", "_view_id": "ner_manual"}])
+    assert thread.is_alive()
     components["on_exit"]()
-    for thread in idle_threads()[before:]:
-        thread.join(timeout=5)
-    assert len(idle_threads()) == before and (tmp_path / "model" / "tagger.json").exists()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and (tmp_path / "model" / "tagger.json").exists()
 
 
 def test_before_db_rounds_meta_score():
