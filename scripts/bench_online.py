@@ -6,7 +6,9 @@ For each encoder a cold :class:`OnlineTagger` (CoNLL-2003 labels; the small enco
 from the CoNLL train texts) first learns from ``--warmup`` answers of the fixed simulated ``ner.teach``
 file (so update() has earlier answers to replay), then
 
-- ``update()`` is timed on ``--updates`` consecutive batches of 10 answers (p50 / p95 / max ms);
+- ``update()`` is timed on ``--updates`` consecutive batches of 10 answers (p50 / p95 / max ms), with
+  ``--steps`` optimizer steps each (1: what the recipes run beside their idle-training thread; 2: the
+  default without one);
 - scoring: the CoNLL-2003 test sentences (``--score-limit`` of them) are streamed through
   ``online(stream)`` and every ``(score, task)`` is consumed (sentences/s, suggestions/sentence).
 
@@ -50,8 +52,9 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     test = [ex for ex in read_gold(DATA / "conll2003" / "test.txt") if ex.tokens][: args.score_limit]
     patterns = read_patterns(ROOT / "examples" / "patterns_conll.jsonl", LABELS)
     texts = [as_task(ex, i) for i, ex in enumerate(train)] if encoder == "small" else None
+    options = {"steps": args.steps} if args.steps else {}
     online = OnlineTagger.from_config(LABELS, encoder, texts=texts, patterns=patterns,
-                                      tagger_options={"entity_ratio": 0.15})  # fmt: skip
+                                      tagger_options={"entity_ratio": 0.15}, **options)  # fmt: skip
     answers = (r for _, r in read_jsonl(DATA / "teach" / "conll2003_train_teach.jsonl"))
     warm = list(itertools.islice(answers, args.warmup))
     for i in range(0, len(warm), 10):
@@ -71,7 +74,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     n_tasks = sum(1 for _ in online(stream))
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return {
-        "encoder": encoder, "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
+        "encoder": encoder, "steps": online.update_steps, "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
         "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
         "updates": len(ms), "score_sentences": len(stream), "score_sent_per_s": round(len(stream) / seconds, 1),
         "update_cpu_p50_ms": round(statistics.median(cpu_ms), 1), "update_cpu_p95_ms": round(percentile(cpu_ms, 0.95), 1),
@@ -84,6 +87,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--encoders", nargs="+", default=["small", "minilm"])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimizer steps per update() (default: the OnlineTagger default without an idle-training "
+                        "thread, 2; the recipes run 1 step plus idle training)")
     p.add_argument("--warmup", type=int, default=500, help="answers learned before timing")
     p.add_argument("--updates", type=int, default=50, help="timed update() calls of 10 answers")
     p.add_argument("--score-limit", type=int, default=None, help="test sentences to score (default: all)")
@@ -94,11 +100,11 @@ def main() -> None:
         row = bench(encoder, args)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    print("\n| encoder | threads | update p50 ms | update p95 ms | max ms | update CPU p50 / p95 ms | scoring sent/s "
+    print("\n| encoder | steps | threads | update p50 ms | update p95 ms | max ms | update CPU p50 / p95 ms | scoring sent/s "
           "| scoring sent per CPU-s | suggestions/sent | load |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['encoder']} | {r['threads']} | {r['update_p50_ms']} | {r['update_p95_ms']} | {r['update_max_ms']} "
+        print(f"| {r['encoder']} | {r['steps']} | {r['threads']} | {r['update_p50_ms']} | {r['update_p95_ms']} | {r['update_max_ms']} "
               f"| {r['update_cpu_p50_ms']} / {r['update_cpu_p95_ms']} | {r['score_sent_per_s']} ({r['score_sentences']} sent.) "
               f"| {r['score_sent_per_cpu_s']} | {r['suggestions_per_sentence']} "
               f"| {r['load_avg_1m']} |")

@@ -68,10 +68,10 @@ DEFAULTS: dict[str, Any] = {
     "encoder_lr": None,  # None: lr for the small encoder, 5e-5 for a transformer
     "train_layers": 2,  # transformers: fine-tune only the top N layers in update() (None: all)
     "bf16": None,  # run the encoder under bfloat16 autocast (None: transformers, where the CPU/GPU has bf16)
-    "steps": 2,  # optimizer steps per update() call
+    "steps": None,  # optimizer steps per update() call; None: 1 while the idle-training thread runs, else 2
     "replay": 10,  # earlier texts mixed into each step
     "steps_texts": 20,  # texts per consolidate() step (idle-time training on the answer memory)
-    "idle_steps": 8,  # consolidate() steps the idle-training thread takes after each update()
+    "idle_steps": 9,  # consolidate() steps the idle-training thread takes after each update()
     "batch_size": 64,  # texts scored at once
     "threshold": 0.1,  # start-tag marginal for a span to be suggested
     "max_len": 8,  # longest suggested span, in tokens
@@ -141,6 +141,7 @@ class OnlineTagger:
         self._lock = threading.RLock()
         self._idle_budget = 0  # consolidate() steps the idle-training thread may still take
         self._answered = threading.Event()  # set by update(): wakes the idle-training thread
+        self._idle_threads = 0  # idle-training threads running
         self.calibrator = PlattCalibrator(self.options["calibration_window"])
         self._offered: OrderedDict[int, float] = OrderedDict()  # task hash -> model probability when offered
         self.optimizer = self._make_optimizer()
@@ -248,13 +249,22 @@ class OnlineTagger:
             fresh = set(new_keys)
             earlier = [k for k in self.examples if k not in fresh]
             losses = []
-            for _ in range(self.options["steps"]):
+            for _ in range(self.update_steps):
                 replay = self._rng.sample(earlier, min(self.options["replay"], len(earlier)))
                 losses.append(self._step(new_keys + replay))
             self.n_updates += 1
             self._idle_budget = self.options["idle_steps"]
             self._answered.set()
             return sum(losses) / len(losses)
+
+    @property
+    def update_steps(self) -> int:
+        """Optimizer steps per ``update()``: ``steps``, or when it is None, 1 while an idle-training
+        thread runs (its ``idle_steps`` after each update do the rest of the learning) and 2
+        otherwise (measured in the simulation: BENCHMARKS.md)."""
+        if self.options["steps"] is not None:
+            return int(self.options["steps"])
+        return 1 if self._idle_threads > 0 else 2
 
     def consolidate(self, steps: int = 1) -> float:
         """``steps`` optimizer steps on random samples of the answer memory; returns the mean loss.
@@ -286,14 +296,21 @@ class OnlineTagger:
         stop = threading.Event()
 
         def loop() -> None:
-            while not stop.is_set():
-                if self._idle_budget <= 0 or not self.examples:
-                    self._answered.wait(0.5)
-                    self._answered.clear()
-                    continue
-                self._idle_budget -= 1
-                self.consolidate(1)
-                stop.wait(pause)
+            try:
+                while not stop.is_set():
+                    if self._idle_budget <= 0 or not self.examples:
+                        self._answered.wait(0.5)
+                        self._answered.clear()
+                        continue
+                    self._idle_budget -= 1
+                    self.consolidate(1)
+                    stop.wait(pause)
+            finally:
+                with self._lock:
+                    self._idle_threads -= 1
+
+        with self._lock:
+            self._idle_threads += 1
 
         threading.Thread(target=loop, name="sparse_ner-idle-training", daemon=True).start()
         return stop

@@ -114,7 +114,7 @@ def test_update_complete_manual_answer_and_replay():
     original = online.tagger.loss
     online.tagger.loss = lambda batch: (seen.append(len(batch["gold"])), original(batch))[1]
     online.update([task(t, 0, 0, "PER", "reject") for t in TEXTS[2:5]])
-    assert seen == [3 + 1] * online.options["steps"]  # 3 new texts + 1 earlier text (replay <= 2 available: 1)
+    assert seen == [3 + 1] * online.update_steps == [4, 4]  # 3 new texts + 1 earlier text (replay <= 2 available: 1)
 
 
 # -- scoring ---------------------------------------------------------------------------------------
@@ -350,6 +350,17 @@ def test_idle_training_thread_runs_beside_update_and_scoring():
     finally:
         stop.set()
     assert changed.is_set()
+
+
+def test_update_steps_default_to_one_only_while_idle_training_runs():
+    online = make_online()
+    assert online.update_steps == 2
+    stop = online.start_idle_training()
+    assert online.update_steps == 1
+    stop.set()
+    for thread in [t for t in threading.enumerate() if t.name == "sparse_ner-idle-training"]:
+        thread.join(timeout=5)
+    assert online.update_steps == 2 and make_online(steps=3).update_steps == 3
 
 
 def test_idle_training_takes_idle_steps_after_each_update_then_waits():
