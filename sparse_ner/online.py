@@ -14,13 +14,14 @@ the two callbacks of a Prodigy recipe:
     from the consistent set, nothing else is assumed. Returns the mean loss.
 
 ``__call__(stream)``
-    Yields ``(score, task)``: one task per suggested span (``spans`` holds that one span), ``score``
-    the model's exact probability that the span is an entity (CRF marginals), calibrated to the
-    chance of an accept (``calibrate``, default on: a Platt scaling fitted in each ``update()`` to
-    the answers to this object's own suggestions, :mod:`sparse_ner.calibration`), also in
-    ``meta.score``. Suggestions are the spans with a start marginal of at least ``threshold``
+    Yields ``(score, task)``: one task per suggested span (``spans`` holds that one span).
+    ``meta.score`` is the model's exact probability that the span is an entity (CRF marginals);
+    ``score``, what sorters sort by, is that probability calibrated to the chance of an accept
+    (``calibrate``, default on: a Platt scaling fitted in each ``update()`` to the answers to this
+    object's own suggestions, :mod:`sparse_ner.calibration`; also in ``meta.calibrated``).
+    Suggestions are the spans with a start marginal of at least ``threshold``
     (:func:`sparse_ner.selection.candidate_spans`). Pattern matches (:mod:`sparse_ner.patterns`)
-    are offered as tasks with ``meta.pattern``; while the model is cold their score is pulled to
+    are offered as tasks with ``meta.pattern``; while the model is cold their ``score`` is pulled to
     0.5 (uncertain, so sorters show them), moving to the model's probability over the first
     ``pattern_warmup`` answers; a pattern whose answers are mostly rejects (precision below
     ``min_pattern_precision`` after 5 answers) is no longer offered. Spans already answered are not
@@ -405,11 +406,14 @@ class OnlineTagger:
                 pid = matches[i].get((s, e, label))
                 if pid is None and p < self.options["threshold"]:
                     continue
-                score = self.calibrator(p) if self.options["calibrate"] else p
+                meta["score"] = round(p, 6)  # the exact CRF probability
+                score = p
+                if self.options["calibrate"]:
+                    score = self.calibrator(p)
+                    meta["calibrated"] = round(score, 6)
                 if pid is not None:
                     score = (1.0 - warm) * 0.5 + warm * score
                     meta["pattern"] = pid
-                meta["score"] = round(score, 6)
                 out = self._task(task, ex, key, s, e, label, meta)
                 if pid is None:
                     self._remember_offer(out["_task_hash"], p)

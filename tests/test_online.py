@@ -293,7 +293,7 @@ def test_scores_are_calibrated_by_answers_to_the_models_own_suggestions():
     online = make_online(threshold=0.0, max_suggestions=3, steps=1)
     raw = make_online(threshold=0.0, max_suggestions=3, steps=1, calibrate=False)
     pairs = list(online([{"text": t} for t in TEXTS]))
-    assert all(t["meta"]["score"] == round(s, 6) for s, t in pairs)
+    assert all(t["meta"]["score"] == t["meta"]["calibrated"] == round(s, 6) for s, t in pairs)  # identity yet
     # every suggestion is rejected: the calibrator learns that these scores overstate acceptance
     online.update([{**t, "answer": "reject"} for _, t in pairs])
     raw.update([{**t, "answer": "reject"} for _, t in pairs])
@@ -304,6 +304,9 @@ def test_scores_are_calibrated_by_answers_to_the_models_own_suggestions():
     sp = t_cal["spans"][0]
     p = prob(online, text, (sp["token_start"], sp["token_end"], sp["label"]))
     assert s_cal == pytest.approx(online.calibrator(p), abs=1e-6) and s_cal < p
+    assert t_cal["meta"]["score"] == round(p, 6) and t_cal["meta"]["calibrated"] == round(s_cal, 6)
+    (s_raw, t_raw), *_ = raw([{"text": text}])
+    assert "calibrated" not in t_raw["meta"] and s_raw == pytest.approx(t_raw["meta"]["score"], abs=1e-6)
     # answers to tasks this object never offered (e.g. from a file) do not feed the calibrator
     online.update([task(TEXTS[0], 0, 0, "PER", "accept")])
     assert len(online.calibrator.points) == len(pairs)
