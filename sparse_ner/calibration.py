@@ -43,9 +43,11 @@ class PlattCalibrator:
         self.window, self.prior_weight, self.min_slope = window, prior_weight, min_slope
         self.points: deque[tuple[float, bool]] = deque(maxlen=window)
         self.a, self.b = 1.0, 0.0
+        self._stale = False  # answers added since the last fit
 
     def add(self, p: float, accepted: bool) -> None:
         self.points.append((float(p), bool(accepted)))
+        self._stale = True
 
     def objective(self, a: float, b: float) -> float:
         """Penalized log-loss that :meth:`fit` minimizes."""
@@ -56,7 +58,11 @@ class PlattCalibrator:
         return loss
 
     def fit(self, iterations: int = 25) -> "PlattCalibrator":
-        """Newton steps from the current ``(a, b)`` (the objective is convex)."""
+        """Newton steps from the current ``(a, b)`` (the objective is convex); nothing to do
+        when no answer came in since the last fit."""
+        if not self._stale:
+            return self
+        self._stale = False
         xs = [(logit(p), float(y)) for p, y in self.points]
         a, b, lam = self.a, self.b, self.prior_weight
         for _ in range(iterations):

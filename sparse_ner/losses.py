@@ -35,16 +35,14 @@ def entity_token_ratio(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) ->
             scores = scores.detach().requires_grad_(True)
         log_z = crf.forward_scores(scores, crf._free(mask))  # (B,)
         (marginals,) = torch.autograd.grad(log_z.sum(), scores, create_graph=torch.is_grad_enabled())
-    entity = (1.0 - marginals[..., 0]) * mask  # (B, T)
-    return entity.sum() / mask.sum().clamp_min(1)
+    return _ratio(marginals, mask)
 
 
 def expected_entity_ratio_loss(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor,
                                ratio: float = 0.15, margin: float = 0.05) -> torch.Tensor:
     """``max(0, |expected entity-token ratio - ratio| - margin)``: scalar."""
     _check_ratio(ratio, margin)
-    rho = entity_token_ratio(crf, emissions, mask)
-    return torch.relu((rho - ratio).abs() - margin)
+    return _hinge(entity_token_ratio(crf, emissions, mask), ratio, margin)
 
 
 def entity_ratio_penalty(marginals: torch.Tensor, mask: torch.Tensor, ratio: float = 0.15,
@@ -52,8 +50,16 @@ def entity_ratio_penalty(marginals: torch.Tensor, mask: torch.Tensor, ratio: flo
     """The same penalty from marginals ``(B, T, K)`` (tag 0 is ``O``) already computed, e.g. by
     :meth:`~sparse_ner.crf.CRF.nll_and_marginals` in the NLL's own forward pass: scalar."""
     _check_ratio(ratio, margin)
+    return _hinge(_ratio(marginals, mask), ratio, margin)
+
+
+def _ratio(marginals: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Expected share of real tokens not tagged ``O`` (tag 0) under ``marginals (B, T, K)``: scalar."""
     entity = (1.0 - marginals[..., 0]) * mask  # (B, T)
-    rho = entity.sum() / mask.sum().clamp_min(1)
+    return entity.sum() / mask.sum().clamp_min(1)
+
+
+def _hinge(rho: torch.Tensor, ratio: float, margin: float) -> torch.Tensor:
     return torch.relu((rho - ratio).abs() - margin)
 
 

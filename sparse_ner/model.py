@@ -143,8 +143,7 @@ class Tagger(nn.Module):
         nll, marginals = self.crf.nll_and_marginals(emissions, lattice, strict, self.reject_prior)  # (B,), (B, T, K)
         mask = batch["inputs"]["word_mask"]  # (B, T)
         ratio = entity_ratio_penalty(marginals, mask, self.entity_ratio, self.ratio_margin)
-        loss = nll.mean() + self.ratio_weight * ratio
-        return loss
+        return nll.mean() + self.ratio_weight * ratio
 
     @torch.no_grad()
     def predict(self, batch: dict) -> list[list[ScoredSpan]]:

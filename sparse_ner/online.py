@@ -243,7 +243,7 @@ class OnlineTagger:
         with self._lock:
             new_keys = self._remember(answers)
             self.n_answers += len(answers)
-            if self.options["calibrate"] and self.calibrator.points:
+            if self.options["calibrate"]:
                 self.calibrator.fit()
             if not new_keys:
                 return 0.0

@@ -78,12 +78,11 @@ class CharCNN(nn.Module):
         return h.max(dim=2).values  # (N, O)
 
 
-def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Each row's first ``lengths[b]`` positions in reverse order, padding left in place: ``(B, T, D)``."""
-    t = torch.arange(x.shape[1], device=x.device)  # (T,)
+def reversal_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """``(B, T)`` positions that reverse each row's first ``lengths[b]`` and leave its padding in place."""
+    t = torch.arange(T, device=lengths.device)  # (T,)
     n = lengths[:, None]  # (B, 1)
-    idx = torch.where(t < n, n - 1 - t, t)  # (B, T)
-    return x.gather(1, idx[..., None].expand_as(x))
+    return torch.where(t < n, n - 1 - t, t)  # (B, T)
 
 
 def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -100,15 +99,19 @@ def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     weights = lstm._flat_weights  # per layer: forward direction's tensors, then the reverse direction's
     per_dir = len(weights) // (2 * lstm.num_layers)
     h0 = x.new_zeros(1, B, H)
+    idx = reversal_index(lengths, x.shape[1])[..., None]  # (B, T, 1); its own inverse
+
+    def flip(z: torch.Tensor) -> torch.Tensor:
+        return z.gather(1, idx.expand_as(z))
+
     out = x
     for layer in range(lstm.num_layers):
         if layer > 0 and lstm.dropout > 0:
             out = nn.functional.dropout(out, lstm.dropout, lstm.training)
         w = weights[2 * layer * per_dir : 2 * (layer + 1) * per_dir]
         fwd = torch._VF.lstm(out, (h0, h0), w[:per_dir], lstm.bias, 1, 0.0, lstm.training, False, True)[0]  # (B, T, H)
-        bwd = torch._VF.lstm(reverse_within(out, lengths), (h0, h0), w[per_dir:], lstm.bias, 1, 0.0, lstm.training,
-                             False, True)[0]  # fmt: skip  (B, T, H)
-        out = torch.cat([fwd, reverse_within(bwd, lengths)], dim=-1)  # (B, T, 2H)
+        bwd = torch._VF.lstm(flip(out), (h0, h0), w[per_dir:], lstm.bias, 1, 0.0, lstm.training, False, True)[0]
+        out = torch.cat([fwd, flip(bwd)], dim=-1)  # (B, T, 2H)
     return out
 
 
