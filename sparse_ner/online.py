@@ -35,6 +35,29 @@ Saving
     ``to_disk(folder)`` writes the exported model (the format ``sparse_ner.load`` and ``python -m
     sparse_ner.predict`` read) plus ``online/``: the answer memory (``answers.jsonl``), patterns,
     options and counts (``state.json``) and the optimizer state; ``from_disk`` restores all of it.
+    A save survives a kill at any point: everything is written and fsynced into ``FOLDER.tmp``, a
+    manifest ``online/complete`` (every file and its size) is written last, then ``FOLDER`` is
+    moved to ``FOLDER.old``, ``FOLDER.tmp`` to ``FOLDER``, and ``FOLDER.old`` is removed (always by
+    renaming it to ``FOLDER.trash-*`` first). Before each save and load a recovery step finishes or
+    undoes what a killed save left: a complete ``.tmp`` is promoted, else a complete ``.old`` when
+    ``FOLDER`` is gone, and leftovers are removed. :meth:`OnlineTagger.saved_at` says whether a
+    loadable model is there. A ``.tmp`` counts as complete only with its manifest; ``FOLDER`` and
+    ``.old``, only ever made by renaming a complete ``.tmp`` (or by an export, or an older version),
+    when they have ``tagger.json`` and weights. One process saves a folder at a time.
+
+Malformed answers
+    ``update()`` checks each answer before storing it, with the reader's checks
+    (:mod:`sparse_ner.data.prodigy`): an answer the reader could never use (not a JSON-able dict,
+    a missing or mistyped field, a span outside the text, an unknown label, ...; ignored answers
+    and rejected manual ones are valid and kept) is skipped, logged on one line and counted by
+    the reader's reason name in ``skipped`` (``last_skipped``: ``(index, reason)`` of the last
+    call); the rest of the batch is learned. ``from_disk`` skips bad lines of ``answers.jsonl`` the
+    same way (``last_skipped`` holds their line numbers).
+
+Shutdown
+    ``stop_idle_training()`` stops and joins the idle-training threads; an ``atexit`` handler
+    does it for every model, so the interpreter never exits while a thread is inside torch (which
+    aborted the process: "terminate called without an active exception").
 
 Vocabulary (small encoder)
     A cold small encoder's word vocabulary is built from the texts given to :meth:`from_config`
@@ -44,11 +67,18 @@ Vocabulary (small encoder)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import glob
 import json
+import logging
+import os
 import random
 import shutil
 import threading
+import time
+import uuid
+import weakref
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -59,6 +89,7 @@ from sparse_ner.calibration import PlattCalibrator
 from sparse_ner.data.example import Example, Token
 from sparse_ner.data.prodigy import input_hash, merge_records, span_dict, task_hash, token_dicts
 from sparse_ner.data.tokenize import tokenize
+from sparse_ner.data.prodigy import MANUAL_VIEWS, REASONS, ReadStats, _is_int, _parse  # the reader's checks
 from sparse_ner.model import Tagger, make_batch
 from sparse_ner.patterns import Pattern, PatternMatcher
 from sparse_ner.selection import candidate_spans
@@ -85,6 +116,122 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 OFFERED_MAX = 100_000  # model probabilities of offered tasks kept for calibration, by task hash
+KEPT_REASONS = ("ignored_answer", "rejected_manual_answer")  # valid answers the reader does not use
+IDLE_JOIN_TIMEOUT = 10.0  # seconds the atexit handler waits for each idle-training thread
+logger = logging.getLogger(__name__)
+
+# -- crash-safe saving (module docstring, "Saving") ------------------------------------------------
+
+COMPLETE = "complete"  # the manifest in online/, written last
+SAVE_STAGES = ("recovered", "model_written", "answers_written", "state_written", "synced", "tmp_written",
+               "old_renamed", "tmp_renamed", "old_removed", "trash_renamed")  # fmt: skip
+_save_hook: Any = None  # tests: called with each stage of SAVE_STAGES as a save reaches it
+_SAVE_LOCK = threading.RLock()  # one save or recovery at a time in this process
+
+
+def _stage(name: str) -> None:
+    if _save_hook is not None:
+        _save_hook(name)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or a directory's entries, to disk (directories: POSIX only)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # a directory on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _seal(folder: Path) -> None:
+    """fsync every file of ``folder``, then write the manifest of their sizes last (and fsync it)."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        _fsync(path)
+        files[path.relative_to(folder).as_posix()] = path.stat().st_size
+    for path in [p for p in folder.rglob("*") if p.is_dir()] + [folder]:
+        _fsync(path)
+    _stage("synced")
+    marker = folder / STATE_DIR / COMPLETE
+    marker.write_text(json.dumps({"files": files}, indent=1) + "\n", encoding="utf8")
+    _fsync(marker)
+    _fsync(marker.parent)
+
+
+def _complete(folder: Path, need_manifest: bool = False) -> bool:
+    """Whether ``folder`` holds a whole saved model.
+
+    A ``.tmp`` folder may be half written (``need_manifest``): it needs its manifest, with every
+    file listed there at its size. ``FOLDER`` and ``.old`` are only ever made by renaming a complete
+    ``.tmp`` (or by an export): ``tagger.json`` and weights suffice (so a hand-edited or older
+    ``online/`` still loads)."""
+    if need_manifest:
+        try:
+            files = json.loads((folder / STATE_DIR / COMPLETE).read_text("utf8"))["files"]
+            return all((folder / name).is_file() and (folder / name).stat().st_size == size
+                       for name, size in files.items())  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False
+    weights = (folder / "weights.safetensors").is_file() or (folder / "weights.pt").is_file()
+    return (folder / "tagger.json").is_file() and weights
+
+
+def _discard(path: Path, folder: Path) -> None:
+    """Remove ``path`` by renaming it to ``FOLDER.trash-*`` first, so it is never seen half deleted."""
+    trash = folder.with_name(f"{folder.name}.trash-{uuid.uuid4().hex[:12]}")
+    path.rename(trash)
+    _fsync(folder.parent)
+    _stage("trash_renamed")
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _recover(folder: Path) -> None:
+    """Finish or undo what a killed save of ``folder`` left (module docstring, "Saving")."""
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    if folder.parent.is_dir():
+        for trash in folder.parent.glob(f"{glob.escape(folder.name)}.trash-*"):
+            shutil.rmtree(trash, ignore_errors=True)
+    if tmp.exists():
+        if _complete(tmp, need_manifest=True):  # killed after writing all of it: finish the swap
+            if folder.exists():
+                if old.exists():
+                    _discard(old, folder)
+                folder.rename(old)
+            tmp.rename(folder)
+            _fsync(folder.parent)
+        else:
+            _discard(tmp, folder)
+    if old.exists():
+        if not _complete(folder) and _complete(old):  # killed between the two renames
+            if folder.exists():
+                _discard(folder, folder)
+            old.rename(folder)
+            _fsync(folder.parent)
+        else:
+            _discard(old, folder)
+
+
+def _json_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:  # UnicodeDecodeError included
+        return None  # counted as malformed_json by OnlineTagger._check
+
+
+_IDLE_OWNERS: "weakref.WeakSet[OnlineTagger]" = weakref.WeakSet()  # models that started idle training
+
+
+@atexit.register
+def _stop_idle_threads() -> None:
+    """At interpreter exit, stop and join every idle-training thread: a daemon thread still inside
+    torch when the interpreter finalizes aborts the process."""
+    for online in list(_IDLE_OWNERS):
+        online.stop_idle_training(IDLE_JOIN_TIMEOUT)
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -143,6 +290,9 @@ class OnlineTagger:
         self._idle_budget = 0  # consolidate() steps the idle-training thread may still take
         self._answered = threading.Event()  # set by update(): wakes the idle-training thread
         self._idle_threads = 0  # idle-training threads running
+        self._idle_runs: list[tuple[threading.Thread, threading.Event]] = []  # (thread, its stop event)
+        self.skipped: Counter = Counter()  # reason (REASONS of data.prodigy) -> malformed answers skipped
+        self.last_skipped: list[tuple[int, str]] = []  # (index in the batch / line, reason) of the last call
         self.calibrator = PlattCalibrator(self.options["calibration_window"])
         self._offered: OrderedDict[int, float] = OrderedDict()  # task hash -> model probability when offered
         self.optimizer = self._make_optimizer()
@@ -237,10 +387,44 @@ class OnlineTagger:
                 self._features.pop(key, None)
         return [k for k in touched if k in self.examples]
 
+    def _check(self, task: Any) -> str | None:
+        """Why ``task`` must not be stored (a reason of ``REASONS``), or None when it may."""
+        if not isinstance(task, dict):
+            return "malformed_json"
+        try:  # to_disk() must be able to write it back
+            json.dumps(task, ensure_ascii=False).encode("utf8")
+        except (TypeError, ValueError):
+            return "malformed_json"
+        meta, thash = task.get("meta"), task.get("_task_hash")
+        if (meta is not None and not isinstance(meta, dict)) or not (thash is None or _is_int(thash)):
+            return "missing_field"
+        probe = task
+        if task.get("answer") == "ignore" or (task.get("answer") == "reject" and task.get("_view_id") in MANUAL_VIEWS):
+            probe = {**task, "answer": "accept"}  # valid but unused answers: check their fields all the same
+        reason = _parse(probe, set(self.labels), tokenize, ReadStats())
+        return reason if isinstance(reason, str) and reason not in KEPT_REASONS else None
+
+    def _screen(self, records: Iterable[tuple[int, Any]], where: str) -> list[dict]:
+        """The records of ``(index, record)`` that may be stored; the others are logged, counted in
+        ``skipped`` and listed in ``last_skipped``."""
+        kept: list[dict] = []
+        self.last_skipped = []
+        for i, record in records:
+            reason = self._check(record)
+            if reason is None:
+                kept.append(record)
+                continue
+            self.skipped[reason] += 1
+            self.last_skipped.append((i, reason))
+            logger.warning("%s %d skipped: %s (%s)", where, i, reason, REASONS[reason])
+        return kept
+
     def update(self, answers: Sequence[dict]) -> float:
-        """Learn from answered tasks (Prodigy's ``update`` callback); returns the mean loss."""
-        answers = list(answers)
+        """Learn from answered tasks (Prodigy's ``update`` callback); returns the mean loss.
+
+        Malformed answers are skipped and counted (module docstring); the rest are learned."""
         with self._lock:
+            answers = self._screen(enumerate(answers), "update(): answer")
             new_keys = self._remember(answers)
             self.n_answers += len(answers)
             if self.options["calibrate"]:
@@ -287,7 +471,8 @@ class OnlineTagger:
         return sum(losses) / len(losses) if losses else 0.0
 
     def start_idle_training(self, pause: float = 0.05) -> threading.Event:
-        """Run :meth:`consolidate` in a daemon thread until the returned event is set.
+        """Run :meth:`consolidate` in a daemon thread until the returned event is set or
+        :meth:`stop_idle_training` is called (which also waits for it; so does interpreter exit).
 
         After each ``update()`` the thread takes up to ``idle_steps`` steps, one at a time and
         ``pause`` seconds apart (so ``update()`` and scoring wait for one step at most), then sleeps
@@ -309,12 +494,28 @@ class OnlineTagger:
             finally:
                 with self._lock:
                     self._idle_threads -= 1
+                    self._idle_runs = [r for r in self._idle_runs if r[0] is not threading.current_thread()]
 
+        thread = threading.Thread(target=loop, name="sparse_ner-idle-training", daemon=True)
         with self._lock:
             self._idle_threads += 1
-
-        threading.Thread(target=loop, name="sparse_ner-idle-training", daemon=True).start()
+            self._idle_runs.append((thread, stop))
+        _IDLE_OWNERS.add(self)
+        thread.start()
         return stop
+
+    def stop_idle_training(self, timeout: float | None = IDLE_JOIN_TIMEOUT) -> bool:
+        """Stop this model's idle-training threads and wait for them (their step in progress) up to
+        ``timeout`` seconds in all (None: as long as it takes); True when none is left running."""
+        with self._lock:
+            runs = list(self._idle_runs)
+        for _, stop in runs:
+            stop.set()
+        self._answered.set()  # wake the threads that wait for an update
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread, _ in runs:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread, _ in runs)
 
     def _step(self, keys: list[int]) -> float:
         """One optimizer step on the answered texts ``keys``; returns its loss."""
@@ -458,35 +659,60 @@ class OnlineTagger:
     # -- saving --------------------------------------------------------------------------------
 
     def to_disk(self, folder: str | Path) -> Path:
-        """Write the model (``sparse_ner.load`` format) and ``online/`` state; replaces ``folder``."""
+        """Write the model (``sparse_ner.load`` format) and ``online/`` state; replaces ``folder``.
+
+        Safe against a kill at any point (module docstring, "Saving"): ``from_disk`` then loads this
+        save or the previous one, and the next save succeeds."""
         from sparse_ner.export import export
 
         folder = Path(folder)
-        tmp = folder.with_name(folder.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        with self._lock:
-            export(self.tagger, tmp)
-            state = tmp / STATE_DIR
-            state.mkdir()
-            with open(state / "answers.jsonl", "w", encoding="utf8") as f:
-                for records in self.memory.values():
-                    for r in records:
-                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            info = {"options": self.options, "n_answers": self.n_answers, "n_updates": self.n_updates,
-                    "pattern_counts": {k: dict(v) for k, v in self.pattern_counts.items()},
-                    "calibrator": self.calibrator.state()}  # fmt: skip
-            (state / "state.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf8")
-            if self.matcher is not None:
-                (state / "patterns.jsonl").write_text(self.matcher.to_jsonl(), encoding="utf8")
-            torch.save(self.optimizer.state_dict(), state / "optimizer.pt")
-        old = folder.with_name(folder.name + ".old")
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        if old.exists():
-            shutil.rmtree(old)
+        tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+        with _SAVE_LOCK:
+            _recover(folder)
+            foreign = folder.is_dir() and not (folder / "tagger.json").exists() and any(folder.iterdir())
+            if folder.is_file() or foreign:
+                raise FileExistsError(f"{folder} exists and is not a saved model: not replacing it")
+            _stage("recovered")
+            with self._lock:
+                export(self.tagger, tmp)
+                _stage("model_written")
+                state = tmp / STATE_DIR
+                state.mkdir()
+                with open(state / "answers.jsonl", "w", encoding="utf8") as f:
+                    for records in self.memory.values():
+                        for r in records:
+                            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                _stage("answers_written")
+                info = {"options": self.options, "n_answers": self.n_answers, "n_updates": self.n_updates,
+                        "pattern_counts": {k: dict(v) for k, v in self.pattern_counts.items()},
+                        "calibrator": self.calibrator.state(), "skipped": dict(self.skipped)}  # fmt: skip
+                (state / "state.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf8")
+                if self.matcher is not None:
+                    (state / "patterns.jsonl").write_text(self.matcher.to_jsonl(), encoding="utf8")
+                torch.save(self.optimizer.state_dict(), state / "optimizer.pt")
+                _stage("state_written")
+            _seal(tmp)  # fsync, then the manifest: from here on tmp is a complete save
+            _stage("tmp_written")
+            if folder.exists():
+                folder.rename(old)
+                _fsync(folder.parent)
+                _stage("old_renamed")
+            tmp.rename(folder)
+            _fsync(folder.parent)
+            _stage("tmp_renamed")
+            if old.exists():
+                _discard(old, folder)
+                _stage("old_removed")
         return folder
+
+    @staticmethod
+    def saved_at(folder: str | Path) -> bool:
+        """Whether ``folder`` holds a model :meth:`from_disk` can load (a save or an exported model),
+        after recovering from a save killed half way (module docstring, "Saving")."""
+        folder = Path(folder)
+        with _SAVE_LOCK:
+            _recover(folder)
+            return folder.is_dir() and _complete(folder)
 
     @classmethod
     def from_disk(cls, folder: str | Path, **options: Any) -> "OnlineTagger":
@@ -497,14 +723,18 @@ class OnlineTagger:
         from sparse_ner.patterns import read_patterns
 
         folder = Path(folder)
+        with _SAVE_LOCK:
+            _recover(folder)
         tagger = load(folder)
         state = folder / STATE_DIR
         info = json.loads((state / "state.json").read_text("utf8")) if (state / "state.json").exists() else {}
         patterns = read_patterns(state / "patterns.jsonl") if (state / "patterns.jsonl").exists() else None
         model = cls(tagger, patterns=patterns, **{**info.get("options", {}), **options})
+        model.skipped.update(info.get("skipped", {}))
         if (state / "answers.jsonl").exists():
-            with open(state / "answers.jsonl", encoding="utf8") as f:
-                model._remember([json.loads(line) for line in f if line.strip()])
+            with open(state / "answers.jsonl", "rb") as f:  # bytes: a line that is not UTF-8 is one bad line
+                lines = [(i, _json_or_none(line)) for i, line in enumerate(f, 1) if line.strip()]
+            model._remember(model._screen(lines, f"{state / 'answers.jsonl'}: line"))
         model.pattern_counts = {k: Counter(v) for k, v in info.get("pattern_counts", {}).items()}
         model.n_answers = info.get("n_answers", sum(len(v) for v in model.memory.values()))
         model.n_updates = info.get("n_updates", 0)
