@@ -33,8 +33,10 @@ Key = Literal["input", "task"]
 
 
 def key_of(record: dict, key: Key = "input") -> Any:
-    if key == "task":
-        return record.get("_task_hash")
+    if key == "task":  # a review answer carries the task hash of the one original answer it reviews
+        review = record.get("_review")
+        original = review.get("task_hash") if isinstance(review, dict) else None
+        return original if original is not None else record.get("_task_hash")
     h = record.get("_input_hash")
     if isinstance(h, int) and not isinstance(h, bool):
         return h

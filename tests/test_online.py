@@ -10,7 +10,6 @@ import threading
 import pytest
 import torch
 
-pytest.importorskip("spacy", reason="the online model's patterns need spaCy (pip install 'sparse-ner[online]')")
 
 import sparse_ner  # noqa: E402
 from sparse_ner.data.prodigy import ReadStats, input_hash, merge_records, read_examples  # noqa: E402

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("spacy", reason="match patterns need spaCy (pip install 'sparse-ner[online]')")
 
 from sparse_ner.data.prodigy import DataError  # noqa: E402
 from sparse_ner.patterns import Match, PatternMatcher, read_patterns  # noqa: E402

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("spacy", reason="the recipes' patterns need spaCy (pip install 'sparse-ner[online]')")
 
 from sparse_ner import prodigy_recipes as recipes  # noqa: E402
 from sparse_ner.data.prodigy import input_hash  # noqa: E402
@@ -40,7 +39,7 @@ def test_module_imports_without_prodigy_and_entry_points_resolve():
         assert recipes.correct.recipe_name == "sparse_ner.correct"
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     entry = config["project"]["entry-points"]["prodigy_recipes"]
-    assert set(entry) == {"sparse_ner.teach", "sparse_ner.correct"}
+    assert set(entry) == {"sparse_ner.teach", "sparse_ner.correct", "sparse_ner.review"}
     for target in entry.values():
         module, name = target.split(":")
         assert callable(getattr(importlib.import_module(module), name))
@@ -70,8 +69,10 @@ def test_teach_cold_start_update_save_and_restart(tmp_path, source, patterns):
 
 
 def test_missing_model_needs_labels(tmp_path, source):
-    with pytest.raises(ValueError, match="--label"):
+    with pytest.raises(SystemExit, match="--label"):
         recipes.teach("ds", str(tmp_path / "nope"), str(source))
+    with pytest.raises(SystemExit, match="source file not found"):
+        recipes.correct("ds", str(tmp_path / "nope"), str(tmp_path / "missing.jsonl"), label="PER")
 
 
 def test_correct_stream_and_manual_update(tmp_path, source):
@@ -92,20 +93,19 @@ def test_correct_stream_and_manual_update(tmp_path, source):
     assert ex.complete and [s.key for s in ex.accepted] == [(3, 3, "LOC")]
 
 
-def test_idle_training_runs_until_exit(tmp_path, source):
+def test_idle_training_runs_until_exit(tmp_path, source, patterns):
     import threading
 
     def idle_threads() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name == "sparse_ner-idle-training"]
 
     before = set(idle_threads())
-    components = recipes.teach("ds", str(tmp_path / "model"), str(source), label="LOC,PER")
+    components = recipes.teach("ds", str(tmp_path / "model"), str(source), label="LOC,PER", patterns=str(patterns))
     (thread,) = set(idle_threads()) - before
     components["update"]([{**t, "answer": "reject", "_view_id": "ner"} for t in components["stream"]][:2] or
                          [{"text": TEXTS[0], "spans": [], "answer": "accept", "_view_id": "ner_manual"}])
     assert thread.is_alive()
-    components["on_exit"]()
-    thread.join(timeout=5)
+    components["on_exit"]()  # stops and joins the thread before saving
     assert not thread.is_alive() and (tmp_path / "model" / "tagger.json").exists()
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("spacy", reason="the simulator's patterns need spaCy (pip install 'sparse-ner[online]')")
 
 from sparse_ner import simulate as sim  # noqa: E402
 from sparse_ner.data.columns import read_columns  # noqa: E402
