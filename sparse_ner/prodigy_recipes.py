@@ -44,7 +44,7 @@ from sparse_ner.data.hashes import REVIEW_TASK_KEYS, prodigy_available, record_k
 
 log = logging.getLogger("sparse_ner.recipes")
 
-VOCAB_TEXTS = 50_000  # source texts a new small encoder's vocabulary is built from (streamed, then dropped)
+VOCAB_TEXTS = 20_000  # source texts a new small encoder's vocabulary is built from (streamed, then dropped)
 BATCH_SIZE = 10
 MANUAL_VIEWS = ("ner_manual", "spans_manual")
 

@@ -155,13 +155,18 @@ def test_db_out_trains_reviews_and_merges(corpus, tmp_path, monkeypatch, one_thr
     assert run.returncode == 0, run.stderr[-2000:]
     n_review = sum(1 for line in review_file.read_text("utf8").splitlines() if line.strip())
 
-    # the review recipe, reached through the entry point and through -F, into the ORIGINAL dataset
+    # the review recipe into the ORIGINAL dataset: one batch through -F (plac), then a restart
+    # through the entry point (radicli) serves the rest, none twice, none dropped as a duplicate
     fresh = ph.Controller("plac")
     fresh.db = list(ctl.db)
-    session = fresh.run(f"prodigy sparse_ner.review wg {review_file} -F {ROOT / 'sparse_ner' / 'prodigy_recipes.py'}",
-                        answer)  # fmt: skip
-    assert len(session.served) == n_review  # none dropped as a duplicate of an original answer
-    assert not {t["_task_hash"] for t in session.served} & {a["_task_hash"] for a in ctl.db}
+    first = fresh.run(f"prodigy sparse_ner.review wg {review_file} -F {ROOT / 'sparse_ner' / 'prodigy_recipes.py'}",
+                      answer, max_batches=1)  # fmt: skip
+    fresh.parser = "radicli"
+    rest = fresh.run(f"prodigy sparse_ner.review wg {review_file}", answer)
+    served = first.served + rest.served
+    assert len(first.served) == 10 and len(served) == n_review
+    assert len({t["_task_hash"] for t in served}) == n_review
+    assert not {t["_task_hash"] for t in served} & {a["_task_hash"] for a in ctl.db}
     corrections = fresh.db[len(ctl.db):]
     assert all(not s["label"].endswith(":PREDICTED") for c in corrections for s in c["spans"])  # before_db ran
 
