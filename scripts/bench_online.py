@@ -1,6 +1,6 @@
 """Benchmark the annotation loop on CPU: update() latency and stream scoring speed.
 
-    python scripts/bench_online.py [--encoders small minilm] [--threads 1]
+    python scripts/bench_online.py [--encoders small minilm] [--threads 1] [--steps 1] [--bf16 auto|on|off]
 
 For each encoder a cold :class:`OnlineTagger` (CoNLL-2003 labels; the small encoder's vocabulary
 from the CoNLL train texts) first learns from ``--warmup`` answers of the fixed simulated ``ner.teach``
@@ -53,6 +53,8 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     patterns = read_patterns(ROOT / "examples" / "patterns_conll.jsonl", LABELS)
     texts = [as_task(ex, i) for i, ex in enumerate(train)] if encoder == "small" else None
     options = {"steps": args.steps} if args.steps else {}
+    if args.bf16 != "auto":
+        options["bf16"] = args.bf16 == "on"
     online = OnlineTagger.from_config(LABELS, encoder, texts=texts, patterns=patterns,
                                       tagger_options={"entity_ratio": 0.15}, **options)  # fmt: skip
     answers = (r for _, r in read_jsonl(DATA / "teach" / "conll2003_train_teach.jsonl"))
@@ -74,7 +76,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     n_tasks = sum(1 for _ in online(stream))
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     return {
-        "encoder": encoder, "steps": online.update_steps, "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
+        "encoder": encoder, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
         "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
         "updates": len(ms), "score_sentences": len(stream), "score_sent_per_s": round(len(stream) / seconds, 1),
         "update_cpu_p50_ms": round(statistics.median(cpu_ms), 1), "update_cpu_p95_ms": round(percentile(cpu_ms, 0.95), 1),
@@ -90,6 +92,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="optimizer steps per update() (default: the OnlineTagger default without an idle-training "
                         "thread, 2; the recipes run 1 step plus idle training)")
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bfloat16 autocast of the encoder (auto: the OnlineTagger default, on for transformers where "
+                        "oneDNN reports bf16 support)")
     p.add_argument("--warmup", type=int, default=500, help="answers learned before timing")
     p.add_argument("--updates", type=int, default=50, help="timed update() calls of 10 answers")
     p.add_argument("--score-limit", type=int, default=None, help="test sentences to score (default: all)")
@@ -104,7 +109,7 @@ def main() -> None:
           "| scoring sent per CPU-s | suggestions/sent | load |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['encoder']} | {r['steps']} | {r['threads']} | {r['update_p50_ms']} | {r['update_p95_ms']} | {r['update_max_ms']} "
+        print(f"| {r['encoder']}{' (bf16)' if r['bf16'] else ''} | {r['steps']} | {r['threads']} | {r['update_p50_ms']} | {r['update_p95_ms']} | {r['update_max_ms']} "
               f"| {r['update_cpu_p50_ms']} / {r['update_cpu_p95_ms']} | {r['score_sent_per_s']} ({r['score_sentences']} sent.) "
               f"| {r['score_sent_per_cpu_s']} | {r['suggestions_per_sentence']} "
               f"| {r['load_avg_1m']} |")

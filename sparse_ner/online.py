@@ -235,14 +235,27 @@ def _stop_idle_threads() -> None:
         online.stop_idle_training(IDLE_JOIN_TIMEOUT)
 
 
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``), or None where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf8") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+
+
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bfloat16 matrix products are fast here (oneDNN bf16 on CPU; bf16 on the GPU)."""
+    """Whether bfloat16 matrix products are fast here: bf16 on the GPU; on CPU, oneDNN bf16 with
+    native instructions (AVX512-BF16 or AMX). oneDNN also reports bf16 on AVX512 CPUs without them,
+    where it emulates bf16: MiniLM-L6 update() measured 3.4x slower than float32 (BENCHMARKS.md)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
-        return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        onednn = device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+    flags = _cpu_flags()
+    return onednn and (flags is None or bool(flags & {"avx512_bf16", "amx_bf16"}))
 
 
 def _words_of(item: Any) -> list[str]:

@@ -363,3 +363,19 @@ def test_stop_idle_training_stops_and_joins():
     assert stop.is_set() and not any(t.is_alive() for t in threads)
     assert online.update_steps == 2 and online._idle_runs == []
     assert online.stop_idle_training() is True  # nothing running: returns at once
+
+
+# -- bf16 detection (found while re-measuring update(): BENCHMARKS.md, session 4) ----------------
+
+
+def test_cpu_bf16_only_with_native_instructions(monkeypatch):
+    import sparse_ner.online as online_module
+
+    onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(online_module, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512bw"})
+    assert online_module.bf16_supported(cpu) is False  # oneDNN would emulate it: slower than float32
+    monkeypatch.setattr(online_module, "_cpu_flags", lambda: {"avx512f", "avx512bw", "avx512_bf16"})
+    assert online_module.bf16_supported(cpu) is onednn
+    monkeypatch.setattr(online_module, "_cpu_flags", lambda: None)  # flags unknown: oneDNN's answer
+    assert online_module.bf16_supported(cpu) is onednn
