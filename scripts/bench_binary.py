@@ -141,7 +141,7 @@ def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
     if kind.startswith("spacy"):
         result = json.loads(out_json.read_text())
     else:
-        from sparse_ner.evaluate import evaluate
+        from sparse_ner.core.evaluate import evaluate
 
         result = evaluate(export, corpus["test"], encoding=corpus["encoding"])
     return {"corpus": corpus_name, "budget": budget or "all", "row": row, "max_epochs": args.max_epochs,

@@ -26,8 +26,8 @@ import time
 
 import torch
 
-from sparse_ner.constraints import Annotation, build_lattice
-from sparse_ner.crf import CRF
+from sparse_ner.core.lattice import Annotation, build_lattice
+from sparse_ner.core.crf import CRF
 from sparse_ner.tags import tag_names
 
 

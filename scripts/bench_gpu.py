@@ -38,11 +38,11 @@ from typing import Callable
 
 import torch
 
-from sparse_ner.constraints import Annotation, build_lattice
-from sparse_ner.crf import CRF
+from sparse_ner.core.lattice import Annotation, build_lattice
+from sparse_ner.core.crf import CRF
 from sparse_ner.data.example import Example, Span, Token
-from sparse_ner.encoders import TransformerEncoder, default_minilm_path
-from sparse_ner.model import Tagger, make_batch
+from sparse_ner.core.encoders import TransformerEncoder, default_minilm_path
+from sparse_ner.core.tagger import Tagger, make_batch
 from sparse_ner.tags import tag_names
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]

@@ -43,9 +43,9 @@ def percentile(xs: list[float], q: float) -> float:
 
 def bench(encoder: str, args: argparse.Namespace) -> dict:
     from sparse_ner.data.prodigy import read_jsonl
-    from sparse_ner.online import OnlineTagger
-    from sparse_ner.patterns import read_patterns
-    from sparse_ner.simulate import as_task, read_gold
+    from sparse_ner.loop.online import OnlineTagger
+    from sparse_ner.loop.patterns import read_patterns
+    from sparse_ner.loop.simulate import as_task, read_gold
 
     torch.manual_seed(0)
     train = read_gold(DATA / "conll2003" / "train.txt")

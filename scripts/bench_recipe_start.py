@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from sparse_ner import prodigy_recipes as recipes
+    from sparse_ner.loop import recipes
 
     work = Path(args.dir or tempfile.mkdtemp())
     source = work / "source.jsonl"

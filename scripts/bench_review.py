@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from sparse_ner.data.columns import read_columns  # noqa: E402
 from sparse_ner.data.example import Example, Span  # noqa: E402
-from sparse_ner.review import SCORES, Review, score_examples  # noqa: E402
+from sparse_ner.review.score import SCORES, Review, score_examples  # noqa: E402
 
 LABELS = ["LOC", "MISC", "ORG", "PER"]
 
@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from sparse_ner.data.columns import write_columns
-    from sparse_ner.export import load
-    from sparse_ner.folds import out_of_fold, write_examples
-    from sparse_ner.train import main as train_main
+    from sparse_ner.core.export import load
+    from sparse_ner.review.folds import out_of_fold, write_examples
+    from sparse_ner.training.train import main as train_main
 
     data = Path(args.data)
     gold = [ex for _, ex in zip(range(args.sentences), read_columns(data / "train.txt", encoding="iob1"))]

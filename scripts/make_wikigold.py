@@ -19,7 +19,7 @@ import srsly
 
 from sparse_ner.data.columns import read_documents
 from sparse_ner.data.prodigy import examples_to_tasks
-from sparse_ner.data.simulate import simulate_teach
+from sparse_ner.data.simulate_teach import simulate_teach
 
 SEED = 0
 FRACTIONS = {"train": 0.70, "dev": 0.15}  # test: the rest

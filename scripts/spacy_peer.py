@@ -53,7 +53,7 @@ def to_docs(nlp, examples, mode: str):
 def score(nlp, examples, labels) -> dict[str, float]:
     from spacy.tokens import Doc
 
-    from sparse_ner.metrics import EntityF1
+    from sparse_ner.core.metrics import EntityF1
 
     metric = EntityF1(labels)
     docs = [Doc(nlp.vocab, words=ex.words, spaces=[t.ws for t in ex.tokens]) for ex in examples]
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from spacy.util import fix_random_seed
     from thinc.api import compounding
 
-    from sparse_ner.datamodule import read_any
+    from sparse_ner.data.read import read_any
 
     t0 = time.perf_counter()
     fix_random_seed(args.seed)

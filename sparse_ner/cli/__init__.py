@@ -1,0 +1,43 @@
+"""The ``sparse-ner`` console script: ``sparse-ner SUBCOMMAND [ARGS...]``.
+
+Each subcommand is a module with a ``main(argv)`` function, also runnable as ``python -m MODULE``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("sparse_ner.training.train", "train a tagger from a YAML config (LightningCLI)"),
+    "predict": ("sparse_ner.core.predict", "tag a JSONL file with an exported model"),
+    "evaluate": ("sparse_ner.core.evaluate", "entity P/R/F1 of a model on gold JSONL or a column file"),
+    "convert": ("sparse_ner.cli.convert", "convert between db-out JSONL and column files"),
+    "simulate-teach": ("sparse_ner.data.simulate_teach", "turn a gold corpus into simulated ner.teach answers"),
+    "review": ("sparse_ner.cli.review", "rank training examples hardest first for review (Prodigy JSONL + HTML)"),
+    "merge": ("sparse_ner.review.merge", "merge reviewed corrections back into the original answers"),
+    "simulate": ("sparse_ner.loop.simulate", "simulate the annotation loop and compare selection strategies"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: sparse-ner SUBCOMMAND [ARGS...]", "", "subcommands:"]
+    lines += [f"  {name:<15} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"sparse-ner: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return module.main(rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The encoder interface: pre-tokenized words in, one vector per word out.
+
+An encoder works in three steps, split so the first two can run in ``DataLoader`` workers:
+
+1. ``featurize(words)``: per example, CPU, no grad; returns a picklable dict of plain lists.
+2. ``collate(features)``: pads a batch into tensors; always includes ``word_mask`` ``(B, T)`` bool.
+3. ``forward(batch)``: returns word vectors ``(B, T, H)``, zero at padded positions.
+
+``T`` is the longest example of the batch in words (at least 1, so an all-empty batch still has a
+shape). ``config()`` returns JSON-able constructor options tagged with ``"type"``, and
+``save(folder)`` / ``load(folder, config)`` write and read the extra files needed to rebuild the
+encoder (vocabularies, tokenizer, weights); :func:`sparse_ner.core.encoders.load_encoder` dispatches on
+the tag.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+
+class Encoder(nn.Module):
+    """Base class of word encoders; see the module docstring for the protocol."""
+
+    kind: ClassVar[str] = ""
+    output_dim: int
+
+    def featurize(self, words: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def save(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> "Encoder":
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def encode(self, docs: Sequence[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Featurize, collate and run a batch in one call: ``(vectors (B, T, H), mask (B, T))``."""
+        batch = self.collate([self.featurize(list(words)) for words in docs])
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        return self(batch), batch["word_mask"]
+
+
+def pad_ids(seqs: Sequence[Sequence[int]], pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad integer sequences: ``(ids (B, T) long, mask (B, T) bool)`` with ``T >= 1``."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)  # (B,)
+    T = max(int(lengths.max()) if len(seqs) else 0, 1)
+    mask = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long)  # (B, T)
+    ids[mask] = torch.tensor(list(chain.from_iterable(seqs)), dtype=torch.long)
+    return ids, mask

@@ -1,0 +1,90 @@
+"""Tag texts with an exported model.
+
+``python -m sparse_ner.predict MODEL INPUT.jsonl -o OUT.jsonl`` (``-`` is stdin / stdout). Each input
+line is a task with ``text`` (db-out records or ``{"text": ...}``); given ``tokens`` are kept, else
+the default tokenizer (:func:`sparse_ner.data.tokenize.tokenize`) makes them. Each task is written
+back with ``tokens`` and the predicted ``spans``: character ``start``/``end``, ``token_start`` /
+``token_end`` (inclusive), ``label`` and ``score``, the model's exact probability that the span is an
+entity (:meth:`sparse_ner.core.crf.CRF.span_probs`). Lines are read and written in batches (streaming).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from typing import Any, Iterable, Iterator
+
+from sparse_ner.data.example import Example, Token
+from sparse_ner.data.prodigy import DataError, read_jsonl, write_jsonl
+from sparse_ner.data.tokenize import tokenize
+from sparse_ner.core.tagger import Tagger
+
+
+def _tokens(task: dict[str, Any], where: str) -> list[Token]:
+    text = task.get("text")
+    if not isinstance(text, str):
+        raise DataError(f"{where}: no 'text' string in the task")
+    if not task.get("tokens"):
+        return tokenize(text)
+    try:
+        tokens = [Token(t["text"], t["start"], t["end"], bool(t.get("ws", True))) for t in task["tokens"]]
+    except (KeyError, TypeError) as err:
+        raise DataError(f"{where}: malformed tokens ({err!r})") from None
+    for t in tokens:
+        if text[t.start : t.end] != t.text:
+            raise DataError(f"{where}: token {t.text!r} does not match text[{t.start}:{t.end}]")
+    return tokens
+
+
+def predict_tasks(tagger: Tagger, tasks: Iterable[dict[str, Any]], batch_size: int = 64,
+                  source: str = "<input>") -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Yield each task with ``tokens`` and predicted ``spans`` (streams, ``batch_size`` at a time)."""
+    numbered = iter(enumerate(tasks, start=1))
+    while batch := list(itertools.islice(numbered, batch_size)):
+        examples = [Example(t["text"], _tokens(t, f"{source}:{n}")) for n, t in batch]
+        nonempty = [ex for ex in examples if ex.tokens]
+        preds = iter(tagger.tag(nonempty, batch_size=batch_size))
+        for (_, task), ex in zip(batch, examples):
+            spans = next(preds) if ex.tokens else []
+            out = dict(task)
+            if not task.get("tokens"):
+                out["tokens"] = [{"text": t.text, "start": t.start, "end": t.end, "id": i, "ws": t.ws}
+                                 for i, t in enumerate(ex.tokens)]  # fmt: skip
+            out["spans"] = [
+                {"start": ex.tokens[s.start].start, "end": ex.tokens[s.end].end, "token_start": s.start,
+                 "token_end": s.end, "label": s.label, "score": round(s.score, 6)}  # fmt: skip
+                for s in spans
+            ]
+            yield out
+
+
+def _read(path: str) -> Iterator[dict[str, Any]]:
+    for _, record in read_jsonl(path):
+        yield record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sparse_ner.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="exported model folder")
+    parser.add_argument("input", help="JSONL tasks with 'text' (and optionally 'tokens'); - for stdin")
+    parser.add_argument("-o", "--output", default="-", help="output JSONL (default: - for stdout)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    from sparse_ner.core.export import load
+
+    tagger = load(args.model, device=args.device)
+    tasks: Iterable[dict[str, Any]] = _read(args.input)
+    if not args.no_progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        tasks = tqdm(tasks, unit=" tasks", desc="predict", file=sys.stderr)
+    write_jsonl(predict_tasks(tagger, tasks, args.batch_size, source=args.input), args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The tagger network: encoder -> dropout -> linear emissions -> CRF.
+
+A plain :class:`torch.nn.Module`; training loops live in :mod:`sparse_ner.training.module`. A batch is the
+dict produced by :func:`make_batch` (also what the data module's collate returns):
+
+- ``"inputs"``: the encoder's tensors (``encoder.collate``), including ``"word_mask"`` (B, T) bool;
+- ``"lattice"``: the :class:`~sparse_ner.core.lattice.Lattice` of what the annotation allows (training);
+- ``"gold"``: per example, the accepted token spans ``(start, end_inclusive, label)`` (evaluation).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from sparse_ner.core.crf import CRF
+from sparse_ner.data.example import Example
+from sparse_ner.tags import Scheme, decode_tags, labels_of, split_tag, tag_names
+
+TokenSpan = tuple[int, int, str]
+
+
+class ScoredSpan(NamedTuple):
+    """A predicted entity: token offsets (``end`` inclusive), label, and ``P(span is an entity)``."""
+
+    start: int
+    end: int
+    label: str
+    score: float
+
+
+def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None = None, scheme: Scheme = "bio",
+               strict_rejects: bool = False, features: Sequence[dict] | None = None) -> dict:  # fmt: skip
+    """Encoder tensors for ``examples``, plus their lattice when ``tags`` is given, and gold spans.
+
+    ``strict_rejects`` adds ``"strict_lattice"`` (when the batch has rejects): the same annotations
+    with every rejected span ruled out as an entity of any label (for ``Tagger(reject_prior=...)``).
+    ``features``: ``encoder.featurize(ex.words)`` of each example, when the caller keeps them.
+    """
+    from sparse_ner.core.lattice import annotation_of, build_lattice, strict_rejects as widen
+
+    if features is None:
+        features = [encoder.featurize(ex.words) for ex in examples]
+    elif len(features) != len(examples):
+        raise ValueError(f"{len(features)} features for {len(examples)} examples")
+    inputs = encoder.collate(list(features))
+    batch: dict[str, Any] = {"inputs": inputs, "gold": [[s.key for s in ex.accepted] for ex in examples]}
+    if tags is not None:
+        T = inputs["word_mask"].shape[1]
+        anns = [annotation_of(ex) for ex in examples]
+        if strict_rejects and any(a.rejected for a in anns):
+            labels = labels_of(tags)
+            both = build_lattice(anns + [widen(a, labels) for a in anns], tags, scheme, length=T)
+            batch["lattice"], batch["strict_lattice"] = both.split(len(anns))
+        else:
+            batch["lattice"] = build_lattice(anns, tags, scheme, length=T)
+    return batch
+
+
+class Tagger(nn.Module):
+    """Encoder -> dropout -> linear -> CRF over ``tags`` (``O`` first, as :func:`tag_names` builds them).
+
+    ``transitions=False`` gives a token-independent softmax head trained with the same partial-label
+    loss. ``entity_ratio`` (e.g. 0.1) adds the expected-entity-ratio penalty of
+    :func:`sparse_ner.core.losses.expected_entity_ratio_loss` on unannotated tokens, weighted by
+    ``ratio_weight``.
+
+    ``reject_prior`` (``lam`` in [0, 1)) says how much likelier a rejected span is to be no entity at
+    all than an entity of another label. The likelihood of an annotation becomes
+    ``(1 - lam) P(consistent) + lam P(consistent, and no rejected span is an entity of any label)``:
+    sequences with the rejected entity itself stay impossible (the exact constraint), sequences
+    that give a rejected span another label keep weight ``1 - lam``. ``0`` is the plain exact
+    loss; it needs batches built with ``make_batch(..., strict_rejects=True)``.
+
+    ``factored=True`` adds to each tag's score a shared *entity-ness* score (on every non-``O`` tag)
+    and a per-label score (on every tag of that label): the same family of functions as the plain
+    linear layer, but a reject of ``Friday`` as ``LOC`` now pushes down the entity-ness of
+    ``Friday`` for every label instead of only moving its mass to the other labels (binary answers
+    never say that a token is ``O``; without this a word rejected as three labels gets the fourth).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        labels: Sequence[str],
+        scheme: Scheme = "bio",
+        dropout: float = 0.2,
+        transitions: bool = True,
+        entity_ratio: float | None = None,
+        ratio_margin: float = 0.05,
+        ratio_weight: float = 1.0,
+        factored: bool = False,
+        reject_prior: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.labels = list(labels)
+        self.scheme = scheme
+        self.tags = tag_names(self.labels, scheme)
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.emit = nn.Linear(encoder.output_dim, len(self.tags))
+        self.crf = CRF(self.tags, scheme, transitions=transitions)
+        self.factored = factored
+        if not 0.0 <= reject_prior < 1.0:
+            raise ValueError(f"reject_prior must be in [0, 1), got {reject_prior}")
+        self.reject_prior = reject_prior
+        if factored:
+            self.factor = nn.Linear(encoder.output_dim, 1 + len(self.labels))
+            spread = torch.zeros(1 + len(self.labels), len(self.tags))  # (1 + L, K)
+            for k, tag in enumerate(self.tags):
+                if tag != "O":
+                    spread[0, k] = 1.0  # entity-ness
+                    spread[1 + self.labels.index(split_tag(tag)[1]), k] = 1.0
+            self.register_buffer("spread", spread, persistent=False)
+        self.entity_ratio = entity_ratio
+        self.ratio_margin = ratio_margin
+        self.ratio_weight = ratio_weight
+        self.options = {"dropout": dropout, "transitions": transitions, "entity_ratio": entity_ratio,
+                        "ratio_margin": ratio_margin, "ratio_weight": ratio_weight, "factored": factored,
+                        "reject_prior": reject_prior}  # fmt: skip
+
+    def emissions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.dropout(self.encoder(inputs))  # (B, T, H)
+        scores = self.emit(hidden)  # (B, T, K)
+        if self.factored:
+            scores = scores + self.factor(hidden) @ self.spread  # (B, T, 1 + L) @ (1 + L, K)
+        return scores.float()  # the CRF always runs in float32, also under bfloat16 autocast
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        """Mean partial-label NLL of the batch (plus the entity-ratio penalty when configured)."""
+        emissions = self.emissions(batch["inputs"])  # (B, T, K)
+        lattice = batch["lattice"]
+        strict = batch.get("strict_lattice") if self.reject_prior > 0 else None
+        if self.reject_prior > 0 and strict is None and lattice.num_states > len(self.tags):  # rejects, no strict
+            raise ValueError("reject_prior needs batches built with make_batch(..., strict_rejects=True)")
+        if self.entity_ratio is None:
+            return self.crf.nll(emissions, lattice, strict, self.reject_prior).mean()
+        from sparse_ner.core.losses import entity_ratio_penalty
+
+        # the NLL and the marginals of the entity-ratio penalty from one forward pass
+        nll, marginals = self.crf.nll_and_marginals(emissions, lattice, strict, self.reject_prior)  # (B,), (B, T, K)
+        mask = batch["inputs"]["word_mask"]  # (B, T)
+        ratio = entity_ratio_penalty(marginals, mask, self.entity_ratio, self.ratio_margin)
+        return nll.mean() + self.ratio_weight * ratio
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> list[list[ScoredSpan]]:
+        """Viterbi spans of each example with their exact probability ``P(span is an entity)``."""
+        mask = batch["inputs"]["word_mask"]  # (B, T)
+        emissions = self.emissions(batch["inputs"])  # (B, T, K)
+        paths = self.crf.decode(emissions, mask)  # B lists of tag indices
+        spans = [decode_tags([self.tags[k] for k in path], self.scheme) for path in paths]
+        probs = self.crf.span_probs(emissions, mask, spans)
+        return [[ScoredSpan(s, e, label, float(p)) for (s, e, label), p in zip(ss, ps)] for ss, ps in zip(spans, probs)]
+
+    def tag(self, examples: Sequence[Example], batch_size: int = 64) -> list[list[ScoredSpan]]:
+        """Predict spans for ``examples`` (only their tokens are used), in order, in eval mode."""
+        was_training = self.training
+        self.eval()
+        device = self.emit.weight.device
+        out: list[list[ScoredSpan]] = []
+        try:
+            for i in range(0, len(examples), batch_size):
+                batch = make_batch(self.encoder, examples[i : i + batch_size])
+                batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
+                out.extend(self.predict(batch))
+        finally:
+            self.train(was_training)
+        return out
+
+    @property
+    def config(self) -> dict:
+        """What :func:`sparse_ner.core.export.load` needs to rebuild this module (besides the encoder)."""
+        return {"labels": self.labels, "tags": self.tags, "scheme": self.scheme, **self.options}
+
+    @classmethod
+    def from_config(cls, encoder: nn.Module, config: dict) -> "Tagger":
+        tagger = cls(encoder, config["labels"], config["scheme"], **{k: config[k] for k in config if k in _OPTIONS})
+        if tagger.tags != config.get("tags", tagger.tags):
+            raise ValueError(f"tag inventory mismatch: built {tagger.tags}, saved {config['tags']}")
+        return tagger
+
+
+_OPTIONS = ("dropout", "transitions", "entity_ratio", "ratio_margin", "ratio_weight", "factored", "reject_prior")
+
+__all__ = ["ScoredSpan", "Tagger", "make_batch"]

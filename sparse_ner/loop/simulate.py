@@ -1,0 +1,241 @@
+"""Simulate the annotation loop against gold answers and compare question-selection strategies.
+
+``python -m sparse_ner.simulate --config configs/simulate_conll.yaml [--answers 2000] [--strategies
+uncertainty random]``. For each strategy a cold :class:`~sparse_ner.loop.online.OnlineTagger` (same seed,
+same vocabulary, same patterns) is taught by an oracle that accepts a suggested span exactly when it
+is a gold entity (same tokens and label) and rejects it otherwise. Answers are given in batches of
+``batch_size`` (10), each batch goes to ``update()``, and entity F1 on the dev set (its first
+``dev_limit`` sentences; 0: all) is logged every ``eval_every`` answers. With ``idle_steps`` N,
+each ``update()`` is followed by N :meth:`~sparse_ner.loop.online.OnlineTagger.consolidate` steps on
+the answer memory (what ``start_idle_training`` does while a real annotator reads the next
+questions). Strategies:
+
+- ``uncertainty``: the training texts in a shuffled order, scored by the model,
+  :func:`~sparse_ner.loop.selection.prefer_uncertain` picks the questions (``ner.teach``);
+- ``random``: the same shuffled texts, every suggestion asked in order (no selection);
+- ``patterns``: only the pattern matches are asked, in order (the model still learns from them);
+- ``static``: the first ``answers`` records of a fixed db-out file of simulated answers
+  (``static``, e.g. the benchmark's ``conll2003_train_teach.jsonl``), fed through the same
+  ``update()`` in file order.
+
+Writes ``curves.csv`` (strategy, answers, accepts, precision, recall, f1, seconds) and
+``curves.png`` (F1 against answers) to ``output``, with the resolved config. Paths in the config
+are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from sparse_ner.data.example import Example
+from sparse_ner.data.prodigy import input_hash, token_dicts
+
+STRATEGIES = ("uncertainty", "random", "patterns", "static")
+DEFAULTS: dict[str, Any] = {
+    "train": None, "dev": None, "encoding": "iob1", "labels": None, "patterns": None, "static": None,
+    "encoder": "small", "encoder_options": {}, "tagger_options": {}, "online": {},
+    "strategies": ["uncertainty", "random", "patterns"], "answers": 2000, "batch_size": 10,
+    "eval_every": 200, "dev_limit": 1000, "seed": 0, "threads": None, "output": "runs/simulate",
+    "idle_steps": 0,  # consolidate() steps after each update(): the model learning while the annotator works
+    "sorter": {},  # options of prefer_uncertain for "uncertainty": algorithm, bias, decay
+}  # fmt: skip
+
+
+def read_gold(path: str | Path, encoding: str = "iob1") -> list[Example]:
+    """Complete examples from a column file or a JSONL of complete annotations."""
+    from sparse_ner.data.read import read_any
+
+    return list(read_any(path, gold=True, column_encoding=encoding, name=str(path)))
+
+
+def as_task(ex: Example, index: int) -> dict:
+    """An unanswered task for a gold example (its tokens are kept)."""
+    key = ex.input_hash if ex.input_hash is not None else input_hash(ex.text)
+    return {"text": ex.text, "tokens": token_dicts(ex.tokens), "_input_hash": key, "meta": {"sentence": index}}
+
+
+def oracle(task: dict, gold: dict[int, set[tuple[int, int, str]]]) -> dict:
+    """``task`` answered: accept exactly when its (one) span is a gold entity of the text."""
+    span = task["spans"][0]
+    key = (span["token_start"], span["token_end"], span["label"])
+    return {**task, "answer": "accept" if key in gold.get(task["_input_hash"], set()) else "reject",
+            "_view_id": "ner"}  # fmt: skip
+
+
+def dev_f1(online: Any, dev: list[Example]) -> dict[str, float]:
+    from sparse_ner.core.metrics import EntityF1
+
+    metric = EntityF1(online.labels)
+    with online._lock:
+        preds = online.tagger.tag(dev, batch_size=128)
+    metric.update([[s[:3] for s in spans] for spans in preds], [[s.key for s in ex.accepted] for ex in dev])
+    return {k: float(v) for k, v in metric.compute().items() if k in ("precision", "recall", "f1")}
+
+
+def questions(strategy: str, online: Any, tasks: list[dict], static: str | None,
+              sorter: dict | None = None) -> Iterator[dict]:  # fmt: skip
+    """The answered-or-not tasks a strategy puts to the annotator, in order."""
+    from sparse_ner.loop.selection import in_order, prefer_uncertain
+
+    if strategy == "uncertainty":
+        yield from prefer_uncertain(online(tasks), **{"seed": online.options["seed"], **(sorter or {})})
+    elif strategy == "random":
+        yield from in_order(online(tasks))
+    elif strategy == "patterns":
+        yield from (t for _, t in online(tasks) if "pattern" in t["meta"])
+    elif strategy == "static":
+        if not static:
+            raise ValueError("strategy 'static' needs 'static': a db-out JSONL of answers")
+        from sparse_ner.data.prodigy import read_jsonl
+
+        yield from (record for _, record in read_jsonl(static))
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+
+
+def run(strategy: str, cfg: dict, train: list[Example], dev: list[Example],
+        log: Any = None) -> list[dict]:  # fmt: skip
+    """One simulated annotation session; returns the logged rows."""
+    import torch
+
+    from sparse_ner.loop.online import OnlineTagger
+    from sparse_ner.loop.patterns import read_patterns
+
+    torch.manual_seed(cfg["seed"])
+    patterns = read_patterns(cfg["patterns"], cfg["labels"]) if cfg["patterns"] else None
+    tasks = [as_task(ex, i) for i, ex in enumerate(train)]
+    online = OnlineTagger.from_config(cfg["labels"], cfg["encoder"], texts=tasks, patterns=patterns,
+                                      encoder_options=cfg["encoder_options"], tagger_options=cfg["tagger_options"],
+                                      seed=cfg["seed"], **cfg["online"])  # fmt: skip
+    random.Random(cfg["seed"]).shuffle(tasks)
+    gold = {(ex.input_hash if ex.input_hash is not None else input_hash(ex.text)): {s.key for s in ex.accepted}
+            for ex in train}  # fmt: skip
+    stream = questions(strategy, online, tasks, cfg["static"], cfg["sorter"])
+    rows: list[dict] = []
+    answered = accepts = 0
+    start = time.perf_counter()
+
+    def record() -> None:
+        row = {"strategy": strategy, "answers": answered, "accepts": accepts, **dev_f1(online, dev),
+               "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+        rows.append(row)
+        if log is not None:
+            print(json.dumps(row), file=log, flush=True)
+
+    record()
+    next_eval = cfg["eval_every"]
+    while answered < cfg["answers"]:
+        batch = list(itertools.islice(stream, min(cfg["batch_size"], cfg["answers"] - answered)))
+        if not batch:
+            break
+        if strategy != "static":
+            batch = [oracle(t, gold) for t in batch]
+        online.update(batch)
+        if cfg["idle_steps"]:
+            online.consolidate(cfg["idle_steps"])
+        answered += len(batch)
+        accepts += sum(t.get("answer") == "accept" for t in batch)
+        if answered >= next_eval:
+            record()
+            next_eval += cfg["eval_every"]
+    if rows[-1]["answers"] != answered:
+        record()
+    return rows
+
+
+def plot(rows: list[dict], path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy in dict.fromkeys(r["strategy"] for r in rows):
+        pts = [(r["answers"], r["f1"]) for r in rows if r["strategy"] == strategy]
+        ax.plot(*zip(*pts), marker="o", label=strategy)
+    ax.set_xlabel("answers")
+    ax.set_ylabel("dev entity F1")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> dict:
+    import yaml
+
+    cfg = dict(DEFAULTS)
+    if path:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf8")) or {}
+        unknown = set(loaded) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
+        cfg.update(loaded)
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("train", "dev", "labels"):
+        if not cfg[key]:
+            raise ValueError(f"the config needs {key!r}")
+    return cfg
+
+
+def simulate(cfg: dict, log: Any = sys.stderr) -> list[dict]:
+    """Run every strategy of ``cfg``; write ``curves.csv``, ``curves.png`` and ``config.json``."""
+    if cfg["threads"]:
+        import torch
+
+        torch.set_num_threads(int(cfg["threads"]))
+    train = [ex for ex in read_gold(cfg["train"], cfg["encoding"]) if ex.tokens]
+    dev = [ex for ex in read_gold(cfg["dev"], cfg["encoding"]) if ex.tokens]
+    if cfg["dev_limit"]:
+        dev = dev[: cfg["dev_limit"]]
+    out = Path(cfg["output"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf8")
+    rows: list[dict] = []
+    for strategy in cfg["strategies"]:
+        rows += run(strategy, cfg, train, dev, log)
+        write_csv(rows, out / "curves.csv")
+        plot(rows, out / "curves.png", f"{Path(cfg['train']).parent.name}: dev F1 ({len(dev)} sentences)")
+    return rows
+
+
+def write_csv(rows: Iterable[dict], path: Path) -> None:
+    rows = list(rows)
+    with open(path, "w", newline="", encoding="utf8") as f:
+        writer = csv.DictWriter(f, fieldnames=["strategy", "answers", "accepts", "precision", "recall", "f1", "seconds"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sparse_ner.simulate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="YAML config (keys: see sparse_ner.simulate.DEFAULTS)")
+    p.add_argument("--answers", type=int, help="answers per strategy")
+    p.add_argument("--strategies", nargs="+", choices=STRATEGIES)
+    p.add_argument("--eval-every", type=int, dest="eval_every")
+    p.add_argument("--dev-limit", type=int, dest="dev_limit", help="dev sentences for the periodic F1 (0: all)")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--output", help="output folder")
+    args = vars(p.parse_args(argv))
+    cfg = load_config(args.pop("config"), args)
+    rows = simulate(cfg)
+    for strategy in cfg["strategies"]:
+        last = [r for r in rows if r["strategy"] == strategy][-1]
+        print(f"{strategy:<12} answers={last['answers']:>5} accepts={last['accepts']:>5} f1={last['f1']:.4f}")
+    print(f"wrote {Path(cfg['output']) / 'curves.csv'} and curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""``python -m sparse_ner.review``: rank examples hardest first (see :mod:`sparse_ner.review.score`)."""
+
+import sys
+
+from sparse_ner.cli.review import main
+
+if __name__ == "__main__":
+    sys.exit(main())

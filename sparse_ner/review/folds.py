@@ -1,0 +1,79 @@
+"""Out-of-fold scores: train K taggers, each without one fold, and score each fold with its own.
+
+Texts are assigned to folds by a seeded hash of their ``_input_hash`` (so every answer on one text
+lands in the same fold, independently of file order). Each model is trained by
+``python -m sparse_ner.train`` with the given YAML config, its ``data.train`` replaced by the other
+folds (written as db-out JSONL: the original records of sparse texts, a ``ner_manual`` accept for
+complete ones), no test set and no ``max_tasks`` cap; extra ``--section.option`` arguments override
+the config (e.g. fewer epochs). The dev set of the config still selects each model's checkpoint.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from sparse_ner.data.example import Example
+from sparse_ner.data.prodigy import examples_to_tasks, hash32, input_hash, write_jsonl
+from sparse_ner.review.score import Review, score_examples
+
+
+def fold_of(example: Example, folds: int, seed: int = 0) -> int:
+    """The fold of a text: a stable hash of its input hash, seeded."""
+    key = example.input_hash if example.input_hash is not None else input_hash(example.text)
+    return hash32("fold", str(seed), str(key)) % folds
+
+
+def assign_folds(examples: Sequence[Example], folds: int, seed: int = 0) -> list[int]:
+    if folds < 2:
+        raise ValueError(f"out-of-fold scoring needs at least 2 folds, got {folds}")
+    return [fold_of(ex, folds, seed) for ex in examples]
+
+
+def write_examples(examples: Sequence[Example], path: Path) -> None:
+    write_jsonl(examples_to_tasks(examples), path)
+
+
+def train_fold(train: Sequence[Example], config: str, folder: Path, name: str, extra: Sequence[str] = ()) -> Path:
+    """Train one tagger on ``train`` with ``config`` (plus ``extra`` overrides); return its model folder."""
+    from sparse_ner.training.train import main as train_main
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{name}_train.jsonl"
+    write_examples(train, data)
+    model = folder / name / "model"
+    args = ["--config", str(config), f"--data.train={data}", "--data.test=null", "--data.max_tasks=null",
+            f"--trainer.default_root_dir={folder / name}", f"--run_name={name}", f"--export_dir={model}",
+            *extra]  # fmt: skip
+    if train_main(args) != 0:
+        raise RuntimeError(f"training fold {name} failed")
+    return model
+
+
+def out_of_fold(
+    examples: Sequence[Example],
+    config: str,
+    folds: int,
+    extra: Sequence[str] = (),
+    models_dir: str | Path | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> list[Review]:
+    """Every example scored by the model trained on the other folds, in data order."""
+    from sparse_ner.core.export import load
+
+    assignment = assign_folds(examples, folds, seed)
+    reviews: list[Review | None] = [None] * len(examples)
+    with tempfile.TemporaryDirectory(prefix="sparse_ner_folds_") as tmp:
+        root = Path(models_dir) if models_dir else Path(tmp)
+        for k in range(folds):
+            held = [i for i, f in enumerate(assignment) if f == k]
+            if not held:
+                continue
+            train = [ex for ex, f in zip(examples, assignment) if f != k]
+            tagger = load(train_fold(train, config, root, f"fold{k}", extra))
+            for i, r in zip(held, score_examples(tagger, [examples[i] for i in held], batch_size)):
+                r.index, r.fold = i, k
+                reviews[i] = r
+    return [r for r in reviews if r is not None]

@@ -1,0 +1,140 @@
+"""Merge reviewed corrections back into the original answers, keeping everything else as it was.
+
+``python -m sparse_ner.merge ORIGINAL.jsonl CORRECTIONS.jsonl -o MERGED.jsonl [--key input|task]``
+
+- Records are matched by ``_input_hash`` (default; a record without one gets the hash of its text, as
+  :func:`sparse_ner.data.prodigy.read_examples` does), or by ``_task_hash`` with ``--key task``.
+- Every original record whose key has a correction is *replaced*: the corrections of that key are
+  written where its first original record was. Every other original record is *kept*, byte for byte
+  the same JSON object, in its original order. Corrections whose key matches no original record are
+  *unmatched*: appended at the end (nothing is lost), or dropped with ``--drop-unmatched``.
+- A correction answered ``ignore`` (the reviewer skipped it) does not replace anything.
+- Corrections are cleaned as :func:`sparse_ner.review.strip_predicted` would (for corrections saved
+  without the recipe's ``before_db``): ``LABEL:PREDICTED`` spans are dropped, and a text whose original
+  annotation was binary is saved as a binary ``ner`` accept, followed by ``ner`` rejects of its
+  original rejected spans that the reviewer did not accept (kept in ``_review``).
+- When a review task was answered several times, the last answer counts (``superseded``).
+- ``--replaced FILE`` writes the replaced original records, so that the merge can be undone.
+
+The counts of replaced, kept, unmatched, ignored and superseded records are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from typing import Any, Iterable, Literal
+
+from sparse_ner.data.prodigy import input_hash, read_jsonl, task_hash, write_jsonl
+from sparse_ner.review.tasks import PREDICTED, strip_predicted
+
+Key = Literal["input", "task"]
+
+
+def key_of(record: dict, key: Key = "input") -> Any:
+    if key == "task":  # a review answer carries the task hash of the one original answer it reviews
+        review = record.get("_review")
+        original = review.get("task_hash") if isinstance(review, dict) else None
+        return original if original is not None else record.get("_task_hash")
+    h = record.get("_input_hash")
+    if isinstance(h, int) and not isinstance(h, bool):
+        return h
+    text = record.get("text")
+    return input_hash(text) if isinstance(text, str) else None
+
+
+def clean_correction(record: dict) -> list[dict]:
+    """The db-out records a correction stands for (see the module docstring)."""
+    if any(str(s.get("label", "")).endswith(PREDICTED) for s in record.get("spans", []) if isinstance(s, dict)) or (
+        record.get("_review", {}).get("complete") is False and record.get("_view_id") != "ner"
+    ):
+        (record,) = strip_predicted([record])
+    review = record.get("_review")
+    if not isinstance(review, dict) or review.get("complete") is not False or record.get("answer") != "accept":
+        return [record]
+    out = [record] if record.get("spans") else []  # a binary accept of nothing says nothing
+    accepted = {(s["start"], s["end"], s["label"]) for s in record.get("spans", [])}
+    in_hash = record.get("_input_hash")
+    for span in review.get("rejected", []):
+        if (span["start"], span["end"], span["label"]) in accepted:
+            continue  # the reviewer now accepts what was rejected
+        reject = {"text": record["text"], "tokens": record.get("tokens"), "spans": [span], "answer": "reject",
+                  "_input_hash": in_hash, "_view_id": "ner"}  # fmt: skip
+        if record.get("meta"):
+            reject["meta"] = record["meta"]
+        reject["_task_hash"] = task_hash(in_hash, "ner", [span]) if isinstance(in_hash, int) else None
+        out.append({k: v for k, v in reject.items() if v is not None})
+    return out
+
+
+def merge_corrections(
+    original: Iterable[dict], corrections: Iterable[dict], key: Key = "input", drop_unmatched: bool = False
+) -> tuple[list[dict], list[dict], Counter]:
+    """``(merged records, replaced original records, counts)``."""
+    counts: Counter = Counter()
+    order: dict[Any, dict[Any, dict]] = {}  # key -> review task -> its last answer
+    for rec in corrections:
+        counts["corrections"] += 1
+        if rec.get("answer") == "ignore":
+            counts["ignored"] += 1
+            continue
+        k = key_of(rec, key)
+        if k is None:
+            raise ValueError(f"a correction has no {'_task_hash' if key == 'task' else '_input_hash or text'}")
+        tasks = order.setdefault(k, {})
+        tkey = rec.get("_task_hash", len(tasks))
+        if tkey in tasks:
+            counts["superseded"] += 1
+        tasks[tkey] = rec
+    by_key = {k: [r for rec in tasks.values() for r in clean_correction(rec)] for k, tasks in order.items()}
+
+    merged, replaced, written = [], [], set()
+    for rec in original:
+        k = key_of(rec, key)
+        if k in by_key:
+            replaced.append(rec)
+            counts["replaced"] += 1
+            if k not in written:
+                merged.extend(by_key[k])
+                written.add(k)
+        else:
+            merged.append(rec)
+            counts["kept"] += 1
+    unmatched = [k for k in by_key if k not in written]
+    counts["unmatched"] = len(unmatched)
+    if not drop_unmatched:
+        for k in unmatched:
+            merged.extend(by_key[k])
+    counts["written"] = len(merged)
+    return merged, replaced, counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sparse_ner.merge",
+                                     description="Replace original answers by reviewed corrections.")  # fmt: skip
+    parser.add_argument("original", help="the original db-out JSONL")
+    parser.add_argument("corrections", help="the corrections (db-out of the review dataset)")
+    parser.add_argument("-o", "--output", required=True, help="merged JSONL (- for stdout)")
+    parser.add_argument("--key", choices=("input", "task"), default="input",
+                        help="match by _input_hash (default) or _task_hash")  # fmt: skip
+    parser.add_argument("--drop-unmatched", action="store_true", help="do not append unmatched corrections")
+    parser.add_argument("--replaced", default=None, help="also write the replaced original records here")
+    args = parser.parse_args(argv)
+
+    original = [r for _, r in read_jsonl(args.original)]
+    corrections = [r for _, r in read_jsonl(args.corrections)]
+    merged, replaced, counts = merge_corrections(original, corrections, args.key, args.drop_unmatched)
+    write_jsonl(merged, args.output)
+    if args.replaced:
+        write_jsonl(replaced, args.replaced)
+    unmatched = "dropped" if args.drop_unmatched else "appended"
+    print(f"originals: {len(original)} records: {counts['replaced']} replaced, {counts['kept']} kept\n"
+          f"corrections: {counts['corrections']} records: {counts['unmatched']} keys unmatched ({unmatched}), "
+          f"{counts['ignored']} ignored, {counts['superseded']} superseded\n"
+          f"written: {counts['written']} records to {args.output}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Reading, batching and collating the data for training: :class:`TaggerDataModule`.
+
+Training data is ``prodigy db-out`` JSONL (sparse binary answers, merged per text by
+:func:`sparse_ner.data.prodigy.read_examples`) or a column file (complete gold). Dev and test data are
+gold: JSONL whose ``spans`` are every entity, or a column file. A path is read as JSONL when it ends
+in ``.jsonl``/``.json`` (or is ``-``), else as a column file in ``column_encoding``.
+
+Batches are length-bucketed: the shuffled training set is cut into chunks of ``bucket_chunks``
+batches, each chunk is sorted by length and cut into batches, and the batches are shuffled, so
+padding stays small while the order still changes every epoch.
+
+The collate function needs the model's encoder (its vocabulary or tokenizer) to featurize words:
+the :class:`~sparse_ner.training.module.TaggerModule` builds the tagger from :meth:`TaggerDataModule.labels`
+and :meth:`TaggerDataModule.train_words` in its ``setup`` and hands the encoder back with
+:meth:`TaggerDataModule.attach`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_only
+from torch.utils.data import DataLoader, Sampler
+
+from sparse_ner.data.example import Example
+from sparse_ner.data.read import read_any as _read_any
+from sparse_ner.core.tagger import make_batch
+from sparse_ner.tags import Scheme, tag_names
+
+
+@rank_zero_only
+def _print(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _dist_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the running process group, ``(0, 1)`` without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length, sharded across the ranks of a ``torch.distributed`` run.
+
+    With ``shuffle`` (training), the order changes every epoch (seeded by ``seed`` and the epoch
+    count, so every rank draws the same order): the shuffled examples are cut into chunks of
+    ``bucket_chunks`` *global* batches of ``batch_size * world`` examples, each chunk is sorted by
+    length, and every rank takes ``global_batch[rank::world]``. Under DDP (gradients averaged over
+    ranks) a step therefore sees the same examples as one process with batch ``batch_size * world``,
+    and every rank runs the same number of steps; only a last global batch with fewer examples than
+    ranks is left out of the epoch.
+
+    Without ``shuffle`` (evaluation), the length-sorted examples are cut into contiguous batches of
+    at most ``batch_size`` and dealt to the ranks round robin: every example is evaluated exactly
+    once (nothing padded by duplication, nothing dropped), so metrics summed over ranks are exact;
+    the batch count is rounded up to a multiple of ``world`` when there are enough examples, so every
+    rank gets the same number of batches.
+
+    ``num_replicas`` and ``rank`` default to those of the running process group (1 and 0 without).
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        bucket_chunks: int = 50,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.bucket_chunks = bucket_chunks
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch = 0
+
+    def _world(self) -> tuple[int, int]:
+        rank, world = _dist_world()
+        world = self.num_replicas if self.num_replicas is not None else world
+        rank = self.rank if self.rank is not None else rank
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside [0, {world})")
+        if len(self.lengths) < world:
+            raise ValueError(f"{len(self.lengths)} examples cannot be sharded over {world} processes")
+        return rank, world
+
+    def _train_batches(self, world: int) -> list[list[int]]:
+        """The epoch's global batches of ``batch_size * world`` examples (shuffled, bucketed)."""
+        n, bs = len(self.lengths), self.batch_size * world
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(n, generator=g).tolist()
+        chunk = bs * self.bucket_chunks
+        batches = []
+        for c in range(0, n, chunk):
+            part = sorted(order[c : c + chunk], key=lambda i: self.lengths[i])
+            batches += [part[i : i + bs] for i in range(0, len(part), bs)]
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        return [b for b in batches if len(b) >= world]  # every rank gets >= 1 example of each
+
+    def _eval_batches(self, world: int) -> list[list[int]]:
+        """Contiguous length-sorted batches of at most ``batch_size``, a multiple of ``world`` when possible."""
+        n, count = len(self.lengths), self._eval_count(world)
+        order = sorted(range(n), key=lambda i: self.lengths[i])
+        return [order[n * k // count : n * (k + 1) // count] for k in range(count)]
+
+    def _eval_count(self, world: int) -> int:
+        n = len(self.lengths)
+        count = -(-n // self.batch_size)
+        return min(-(-count // world) * world, n)  # sizes stay <= batch_size, as count >= n / batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rank, world = self._world()
+        if self.shuffle:
+            batches = [b[rank::world] for b in self._train_batches(world)]
+            self.epoch += 1
+        else:
+            batches = self._eval_batches(world)[rank::world]
+        return iter(batches)
+
+    def __len__(self) -> int:
+        rank, world = self._world()
+        n = len(self.lengths)
+        if self.shuffle:  # chunks hold whole global batches, so only the very last one can be short
+            bs = self.batch_size * world
+            return -(-n // bs) - int(0 < n % bs < world)
+        return len(range(rank, self._eval_count(world), world))
+
+
+class Collator:
+    """Picklable collate function: encoder tensors, lattice (when ``tags`` given) and gold spans."""
+
+    def __init__(self, encoder: Any, tags: list[str] | None, scheme: Scheme, strict_rejects: bool = False) -> None:
+        self.encoder = encoder
+        self.tags = tags
+        self.scheme = scheme
+        self.strict_rejects = strict_rejects
+
+    def __call__(self, examples: list[Example]) -> dict:
+        return make_batch(self.encoder, examples, self.tags, self.scheme, self.strict_rejects)
+
+
+class TaggerDataModule(pl.LightningDataModule):
+    """Train / dev / test data for a tagger.
+
+    Args:
+        train: db-out JSONL of ``ner.teach`` answers, or a column file with complete gold tags.
+        dev: gold JSONL or column file, used for early stopping and checkpoint selection.
+        test: optional gold JSONL or column file, evaluated after training.
+        labels: entity labels; inferred (sorted) from the training and dev data when not given.
+        scheme: the tagger's tag scheme, ``bio`` or ``bioes``.
+        complete: override the completeness of training examples (``None``: the reader decides).
+        max_tasks: use only the first N db-out records of ``train`` (the annotation budget).
+        use_rejects: keep rejected spans as negative constraints; ``False`` drops them (an ablation).
+        column_encoding: tag encoding of column files (``iob1``, ``bio``, ``bioes``, ``bmes``).
+        batch_size: training batch size (examples) per process: under DDP one step sees
+            ``batch_size * world_size`` examples.
+        eval_batch_size: dev/test batch size.
+        num_workers: DataLoader workers (featurizing and collating run in them).
+        pin_memory: page-locked batches for fast host-to-GPU copies; ``None``: on when training on CUDA.
+        bucket_chunks: batches per length-sorted chunk when shuffling.
+        seed: seed of the batch order.
+    """
+
+    def __init__(
+        self,
+        train: str,
+        dev: str,
+        test: str | None = None,
+        labels: list[str] | None = None,
+        scheme: Scheme = "bio",
+        complete: bool | None = None,
+        max_tasks: int | None = None,
+        use_rejects: bool = True,
+        column_encoding: str = "iob1",
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        bucket_chunks: int = 50,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_path, self.dev_path, self.test_path = train, dev, test
+        self.scheme = scheme
+        self._labels = list(labels) if labels else None
+        self.train_examples: list[Example] | None = None
+        self.dev_examples: list[Example] | None = None
+        self.test_examples: list[Example] | None = None
+        self.encoder: Any = None
+        self.strict_rejects = False
+
+    # --- reading -------------------------------------------------------------------------------
+    def _read(self, path: str, gold: bool, name: str, max_records: int | None = None) -> list[Example]:
+        hp = self.hparams
+        return read_any(path, gold=gold, complete=hp.complete, labels=self._labels, max_records=max_records,
+                        column_encoding=hp.column_encoding, name=name)  # fmt: skip
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_examples is None:  # the vocabulary and labels always come from the training data
+            self.train_examples = self._read(self.train_path, gold=False, name="train", max_records=self.hparams.max_tasks)
+            if not self.hparams.use_rejects:
+                dropped = sum(len(ex.rejected) for ex in self.train_examples)
+                for ex in self.train_examples:
+                    ex.rejected = []
+                _print(f"[train] use_rejects=False: {dropped} rejected spans not used")
+        if self.dev_examples is None:
+            self.dev_examples = self._read(self.dev_path, gold=True, name="dev")
+        if stage in (None, "test") and self.test_path and self.test_examples is None:
+            self.test_examples = self._read(self.test_path, gold=True, name="test")
+
+    @property
+    def labels(self) -> list[str]:
+        """The entity labels: as given, else every label in the training (and dev) annotations."""
+        if self._labels is None:
+            if self.train_examples is None:
+                raise RuntimeError("labels are inferred from the data: call setup() first")
+            found = {s.label for ex in self.train_examples for s in (*ex.accepted, *ex.rejected)}
+            found |= {s.label for ex in self.dev_examples or [] for s in ex.accepted}
+            self._labels = sorted(found)
+            _print(f"labels inferred from the data: {self._labels}")
+        return self._labels
+
+    @property
+    def tags(self) -> list[str]:
+        return tag_names(self.labels, self.scheme)
+
+    def train_words(self) -> list[list[str]]:
+        """Word lists of the training examples (the small encoder builds its vocabulary from them)."""
+        if self.train_examples is None:
+            self.setup("fit")
+        return [ex.words for ex in self.train_examples]
+
+    def attach(self, encoder: Any, strict_rejects: bool = False) -> None:
+        """Give the collate function the model's encoder (called by the module's ``setup``), and
+        whether batches need the strict-rejects lattice (a tagger with ``reject_prior``)."""
+        self.encoder = encoder
+        self.strict_rejects = strict_rejects
+
+    # --- loaders -------------------------------------------------------------------------------
+    def _loader(self, examples: list[Example] | None, train: bool) -> DataLoader:
+        if examples is None:
+            raise RuntimeError("no data: call setup() first (and give a test path for testing)")
+        if self.encoder is None:
+            raise RuntimeError("no encoder attached: TaggerModule.setup() attaches it (or call attach())")
+        hp = self.hparams
+        sampler = BucketBatchSampler(
+            [len(ex) for ex in examples], hp.batch_size if train else hp.eval_batch_size,
+            shuffle=train, seed=hp.seed, bucket_chunks=hp.bucket_chunks,
+        )  # fmt: skip
+        return DataLoader(
+            examples,
+            batch_sampler=sampler,
+            collate_fn=Collator(self.encoder, self.tags, self.scheme, self.strict_rejects and train),
+            num_workers=hp.num_workers,
+            persistent_workers=hp.num_workers > 0,
+            pin_memory=self._pin_memory(),
+        )
+
+    def _pin_memory(self) -> bool:
+        if self.hparams.pin_memory is not None:
+            return self.hparams.pin_memory
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_examples, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dev_examples, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_examples, train=False)
+
+
+def read_any(path: str | Path, **kwargs: Any) -> list[Example]:
+    """:func:`sparse_ner.data.read.read_any` with its report printed by rank 0 only."""
+    return _read_any(path, report=_print, **kwargs)

@@ -1,0 +1,114 @@
+"""The Prodigy recipes' components, tested without Prodigy: streams, update, before_db, restart."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+
+from sparse_ner.loop import recipes  # noqa: E402
+from sparse_ner.data.prodigy import input_hash  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXTS = ["Alice flew to Paris today .", "Bob met Alice in Berlin .", "Paris is far from Berlin .",
+         "Carol and Bob stayed home ."]  # fmt: skip
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "news.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "meta": {"id": i}}) + "\n" for i, t in enumerate(TEXTS)))
+    return path
+
+
+@pytest.fixture
+def patterns(tmp_path: Path) -> Path:
+    path = tmp_path / "patterns.jsonl"
+    path.write_text(json.dumps({"label": "LOC", "pattern": "Paris"}) + "\n")
+    return path
+
+
+def test_module_imports_without_prodigy_and_entry_points_resolve():
+    if "prodigy" not in sys.modules:
+        assert recipes.teach.recipe_name == "sparse_ner.teach"
+        assert recipes.correct.recipe_name == "sparse_ner.correct"
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    entry = config["project"]["entry-points"]["prodigy_recipes"]
+    assert set(entry) == {"sparse_ner.teach", "sparse_ner.correct", "sparse_ner.review"}
+    for target in entry.values():
+        module, name = target.split(":")
+        assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_teach_cold_start_update_save_and_restart(tmp_path, source, patterns):
+    model = tmp_path / "model"
+    components = recipes.teach("ds", str(model), str(source), label="LOC,PER", patterns=str(patterns), save_every=1,
+                               no_idle=True)  # fmt: skip
+    assert components["view_id"] == "ner" and components["dataset"] == "ds"
+    assert components["config"]["label"] == "LOC,PER"
+    first = list(components["stream"])
+    assert first and all(len(t["spans"]) == 1 for t in first)
+    assert any(t["meta"].get("pattern") == "1" for t in first)  # cold: the pattern matches are shown
+    answers = [{**t, "answer": "accept", "_view_id": "ner"} for t in first]
+    stored = components["before_db"](answers)
+    loss = components["update"](stored)
+    assert loss > 0 and (model / "tagger.json").exists()  # saved after the update (save_every=1)
+    restarted = recipes.teach("ds", str(model), str(source), label="LOC,PER", no_idle=True)
+    again = list(restarted["stream"])  # answered spans are not asked again after the restart
+    assert not {t["_task_hash"] for t in again} & {t["_task_hash"] for t in first}
+    reloaded = recipes.load_model(model)
+    assert reloaded.n_answers == len(answers)
+    assert set(reloaded.memory) == {input_hash(t["text"]) for t in first}
+    with pytest.raises(ValueError, match="trained for labels"):
+        recipes.load_model(model, ["ORG"])
+
+
+def test_missing_model_needs_labels(tmp_path, source):
+    with pytest.raises(SystemExit, match="--label"):
+        recipes.teach("ds", str(tmp_path / "nope"), str(source))
+    with pytest.raises(SystemExit, match="source file not found"):
+        recipes.correct("ds", str(tmp_path / "nope"), str(tmp_path / "missing.jsonl"), label="PER")
+
+
+def test_correct_stream_and_manual_update(tmp_path, source):
+    model = tmp_path / "model"
+    components = recipes.correct("gold", str(model), str(source), label="LOC,PER", save_every=0, no_idle=True)
+    assert components["view_id"] == "ner_manual" and components["config"]["labels"] == ["LOC", "PER"]
+    tasks = list(components["stream"])
+    assert [t["text"] for t in tasks] == TEXTS and all("tokens" in t and "spans" in t for t in tasks)
+    task = dict(tasks[0], answer="accept", _view_id="ner_manual", _input_hash=input_hash(TEXTS[0]))
+    tok = task["tokens"][3]
+    task["spans"] = [{"start": tok["start"], "end": tok["end"], "token_start": 3, "token_end": 3, "label": "LOC",
+                      "score": 0.3}]  # fmt: skip
+    (stored,) = components["before_db"]([task])
+    assert "score" not in stored["spans"][0] and task["spans"][0]["score"] == 0.3  # a copy
+    components["update"]([stored])
+    components["on_exit"]()
+    ex = recipes.load_model(model).examples[input_hash(TEXTS[0])]
+    assert ex.complete and [s.key for s in ex.accepted] == [(3, 3, "LOC")]
+
+
+def test_idle_training_runs_until_exit(tmp_path, source, patterns):
+    import threading
+
+    def idle_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "sparse_ner-idle-training"]
+
+    before = set(idle_threads())
+    components = recipes.teach("ds", str(tmp_path / "model"), str(source), label="LOC,PER", patterns=str(patterns))
+    (thread,) = set(idle_threads()) - before
+    components["update"]([{**t, "answer": "reject", "_view_id": "ner"} for t in components["stream"]][:2] or
+                         [{"text": TEXTS[0], "spans": [], "answer": "accept", "_view_id": "ner_manual"}])
+    assert thread.is_alive()
+    components["on_exit"]()  # stops and joins the thread before saving
+    assert not thread.is_alive() and (tmp_path / "model" / "tagger.json").exists()
+
+
+def test_before_db_rounds_meta_score():
+    (out,) = recipes.before_db([{"text": "x", "meta": {"score": 0.123456789}, "_view_id": "ner"}])
+    assert out["meta"]["score"] == 0.1235

@@ -1,0 +1,97 @@
+"""The loop simulator: the oracle, each strategy on a tiny gold corpus, CSV/PNG outputs, the config."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+
+from sparse_ner.loop import simulate as sim  # noqa: E402
+from sparse_ner.data.columns import read_columns  # noqa: E402
+from sparse_ner.data.simulate_teach import simulate_teach  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+SENTENCES = [
+    [("Alice", "B-PER"), ("flew", "O"), ("to", "O"), ("Paris", "B-LOC"), (".", "O")],
+    [("Bob", "B-PER"), ("Smith", "I-PER"), ("left", "O"), ("Berlin", "B-LOC"), (".", "O")],
+    [("Rain", "O"), ("in", "O"), ("Paris", "B-LOC"), ("again", "O"), (".", "O")],
+    [("Carol", "B-PER"), ("met", "O"), ("Bob", "B-PER"), ("in", "O"), ("Rome", "B-LOC"), (".", "O")],
+]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> dict:
+    gold = tmp_path / "gold.txt"
+    lines = []
+    for i in range(6):
+        for sent in SENTENCES:
+            lines += [f"{w}{i if w == 'again' else ''} {t}" for w, t in sent] + [""]
+    gold.write_text("\n".join(lines) + "\n")
+    static = tmp_path / "static.jsonl"
+    static.write_text("".join(json.dumps(t) + "\n" for t in simulate_teach(read_columns(gold, "bio"), seed=0)))
+    patterns = tmp_path / "patterns.jsonl"
+    patterns.write_text(json.dumps({"label": "LOC", "pattern": "Paris"}) + "\n")
+    return {
+        "train": str(gold), "dev": str(gold), "encoding": "bio", "labels": ["LOC", "PER"], "patterns": str(patterns),
+        "static": str(static), "encoder_options": {"word_dim": 16, "char_out": 8, "hidden": 16},
+        "strategies": list(sim.STRATEGIES), "answers": 20, "eval_every": 10, "dev_limit": 8,
+        "output": str(tmp_path / "out"), "online": {"steps": 1},
+    }  # fmt: skip
+
+
+def test_oracle_accepts_exactly_gold_spans():
+    gold = {7: {(0, 0, "PER"), (3, 4, "LOC")}}
+
+    def ask(s: int, e: int, label: str) -> str:
+        task = {"_input_hash": 7, "spans": [{"token_start": s, "token_end": e, "label": label}]}
+        return sim.oracle(task, gold)["answer"]
+
+    assert ask(0, 0, "PER") == "accept" and ask(3, 4, "LOC") == "accept"
+    assert ask(0, 0, "LOC") == "reject" and ask(3, 3, "LOC") == "reject" and ask(0, 1, "PER") == "reject"
+
+
+def test_every_strategy_runs_and_writes_csv_and_png(corpus):
+    cfg = sim.load_config(None, corpus)
+    rows = sim.simulate(cfg, log=None)
+    out = Path(cfg["output"])
+    assert (out / "curves.png").stat().st_size > 0 and json.loads((out / "config.json").read_text())["answers"] == 20
+    with open(out / "curves.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == len(rows)
+    for strategy in sim.STRATEGIES:
+        mine = [r for r in rows if r["strategy"] == strategy]
+        assert mine[0]["answers"] == 0 and mine[0]["accepts"] == 0
+        assert [r["answers"] for r in mine] == sorted(r["answers"] for r in mine)
+        assert mine[-1]["answers"] <= 20 and all(0.0 <= r["f1"] <= 1.0 for r in mine)
+    patterns_rows = [r for r in rows if r["strategy"] == "patterns"]
+    # "Paris" is always a LOC here: every pattern question is accepted
+    assert patterns_rows[-1]["answers"] > 0 and patterns_rows[-1]["accepts"] == patterns_rows[-1]["answers"]
+    assert 0 < [r["answers"] for r in rows if r["strategy"] == "random"][-1] <= 20  # the stream may run out
+
+
+def test_unknown_strategy_and_bad_config(corpus, tmp_path):
+    with pytest.raises(ValueError, match="unknown keys"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("train: x\nnonsense: 1\n")
+        sim.load_config(bad, {})
+    with pytest.raises(ValueError, match="needs 'labels'"):
+        sim.load_config(None, {"train": "x", "dev": "y"})
+    with pytest.raises(ValueError, match="unknown strategy"):
+        sim.run("bogus", sim.load_config(None, corpus), [], [])
+
+
+@pytest.mark.skipif(not (DATA / "conll2003").exists(), reason="../shared/data/conll2003 is absent")
+def test_conll_config_and_patterns_file():
+    cfg = sim.load_config(ROOT / "configs" / "simulate_conll.yaml", {})
+    assert cfg["batch_size"] == 10 and set(cfg["strategies"]) == set(sim.STRATEGIES)
+    from sparse_ner.loop.patterns import PatternMatcher, read_patterns
+
+    matcher = PatternMatcher(read_patterns(ROOT / cfg["patterns"], cfg["labels"]))
+    dev = list(read_columns(DATA / "conll2003" / "dev.txt", "iob1"))[:400]
+    hits = [(m[:3], {s.key for s in ex.accepted}) for ex in dev for m in matcher(ex.words)]
+    assert len(hits) >= 20
+    assert sum(key in gold for key, gold in hits) / len(hits) > 0.6  # a useful cold start
