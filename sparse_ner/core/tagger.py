@@ -159,16 +159,27 @@ class Tagger(nn.Module):
         """Predict spans for ``examples`` (only their tokens are used), in order, in eval mode."""
         was_training = self.training
         self.eval()
-        device = self.emit.weight.device
         out: list[list[ScoredSpan]] = []
         try:
             for i in range(0, len(examples), batch_size):
-                batch = make_batch(self.encoder, examples[i : i + batch_size])
-                batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
-                out.extend(self.predict(batch))
+                out.extend(self.predict(self.to_device(make_batch(self.encoder, examples[i : i + batch_size]))))
         finally:
             self.train(was_training)
         return out
+
+    @property
+    def device(self) -> torch.device:
+        """Where the tagger's parameters are (the one place it is read)."""
+        return self.emit.weight.device
+
+    def to_device(self, batch: dict) -> dict:
+        """``batch`` with its input tensors and lattices moved to :attr:`device` (in place, returned)."""
+        device = self.device
+        batch["inputs"] = {k: v.to(device) for k, v in batch["inputs"].items()}
+        for key in ("lattice", "strict_lattice"):
+            if key in batch:
+                batch[key] = batch[key].to(device)
+        return batch
 
     @property
     def config(self) -> dict:
