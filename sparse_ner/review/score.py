@@ -9,7 +9,7 @@ annotations, merged per text) or a column file.
 Scores (higher = more likely an annotation mistake; ``--score``). ``P(span)`` is the CRF's exact
 probability that a span is an entity (:meth:`sparse_ner.core.crf.CRF.span_probs`):
 
-- ``span_odds`` (default; the best AUPRC in ``scripts/bench_review.py``): the log-odds, in nats, that
+- ``span_odds`` (default; see BENCHMARKS.md for how each score ranks real and synthetic mistakes): the log-odds, in nats, that
   the model prefers something else to a piece of the annotation, maximized over the pieces and
   floored at 0. For an accepted span, ``log P(best alternative) - log P(span)``, the alternatives
   being the same tokens with another label and the span with one boundary moved by one token (the
