@@ -23,18 +23,35 @@ keys still loads into the same text as the new tasks.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import json
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from sparse_ner.data.prodigy import hash32, input_hash
 
 INPUT_KEYS = ("text", "image", "html", "input")  # Prodigy's defaults
 TASK_KEYS = ("spans", "label", "options")
 REVIEW_TASK_KEYS = ("spans", "label", "options", "_review")  # a review question differs from the original
 IGNORE = ("score", "rank", "model", "source", "pattern", "priority", "path", "_view_id", "_session_id",
           "_annotator_id", "answer", "meta", "_timestamp")  # fmt: skip
+
+
+def hash32(*parts: str) -> int:
+    """A stable signed 32-bit hash (the size of Prodigy's hashes) of some strings (MD5)."""
+    digest = hashlib.md5("\x1f".join(parts).encode("utf8")).digest()
+    return int.from_bytes(digest[:4], "little", signed=True)
+
+
+def input_hash(text: str) -> int:
+    """The fallback ``_input_hash`` of a text."""
+    return hash32("input", text)
+
+
+def task_hash(in_hash: int, view_id: str, spans: Iterable[dict]) -> int:
+    """A task hash over the input hash, the view and the spans' offsets and labels (records written here)."""
+    keys = sorted((s["start"], s["end"], s["label"]) for s in spans)
+    return hash32("task", str(in_hash), view_id, repr(keys))
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,4 +134,4 @@ def record_key(record: dict, migrate: bool = False) -> int:
     return set_hashes({k: record[k] for k in INPUT_KEYS if k in record})["_input_hash"]
 
 
-__all__ = ["REVIEW_TASK_KEYS", "TASK_KEYS", "fallback_hashes", "prodigy_available", "record_key", "set_hashes", "text_hash"]
+__all__ = ["REVIEW_TASK_KEYS", "TASK_KEYS", "fallback_hashes", "hash32", "input_hash", "task_hash", "prodigy_available", "record_key", "set_hashes", "text_hash"]

@@ -54,17 +54,14 @@ Merging (all records sharing ``_input_hash``, else a hash of the text, make one 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
-import srsly
-
 from sparse_ner.data.example import Example, Span, Token
+from sparse_ner.data.hashes import hash32, input_hash, record_key, task_hash  # noqa: F401  (re-exported)
+from sparse_ner.data.io import DataError, read_jsonl, write_jsonl  # noqa: F401  (re-exported)
 from sparse_ner.data.tokenize import tokenize
 
 BINARY_VIEWS = ("ner",)
@@ -92,10 +89,6 @@ REASONS: dict[str, str] = {
     "duplicate_answer": "repeats an earlier answer (merged, used)",
     "malformed_json": "line is not a JSON object",
 }
-
-
-class DataError(ValueError):
-    """A malformed input file; the message names the file and line."""
 
 
 @dataclass
@@ -126,66 +119,6 @@ class ReadStats:
             for reason, n in sorted(span_counts.items(), key=lambda kv: -kv[1]):
                 lines.append(f"{reason:<{width}} {n:>8}  {REASONS.get(reason, '')}")
         return "\n".join(lines)
-
-
-def read_jsonl(
-    source: str | Path, on_error: Literal["raise", "skip"] = "raise", stats: ReadStats | None = None
-) -> Iterator[tuple[int, dict]]:
-    """Stream ``(line_number, record)`` from a JSONL file (``-`` is stdin), skipping blank lines.
-
-    A line that is not a JSON object raises :class:`DataError` naming the file and line, or with
-    ``on_error="skip"`` is counted in ``stats`` as ``malformed_json``.
-    """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-    name = "<stdin>" if str(source) == "-" else str(source)
-    f = sys.stdin if str(source) == "-" else open(source, encoding="utf8")
-    try:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = srsly.json_loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-            except ValueError as err:
-                if on_error == "raise":
-                    raise DataError(f"{name}:{lineno}: malformed JSON line: {err}") from None
-                if stats is not None:
-                    stats.counts["malformed_json"] += 1
-                continue
-            yield lineno, record
-    finally:
-        if f is not sys.stdin:
-            f.close()
-
-
-def write_jsonl(records: Iterable[dict], path: str | Path) -> int:
-    """Stream ``records`` to a JSONL file (``-``: stdout), UTF-8 unescaped; return how many."""
-    out = sys.stdout if str(path) == "-" else open(path, "w", encoding="utf8")
-    n = 0
-    try:
-        for n, record in enumerate(records, 1):
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return n
-
-
-def hash32(*parts: str) -> int:
-    """A stable signed 32-bit hash (like Prodigy's ``_input_hash``) of some strings."""
-    digest = hashlib.md5("\x1f".join(parts).encode("utf8")).digest()
-    return int.from_bytes(digest[:4], "little", signed=True)
-
-
-def input_hash(text: str) -> int:
-    return hash32("input", text)
-
-
-def task_hash(in_hash: int, view_id: str, spans: Iterable[dict]) -> int:
-    keys = sorted((s["start"], s["end"], s["label"]) for s in spans)
-    return hash32("task", str(in_hash), view_id, repr(keys))
 
 
 # --- parsing one record -------------------------------------------------------------------------
@@ -414,9 +347,7 @@ def merge_records(
     groups: dict[int, _Group] = {}
     for record in records:
         text = record.get("text")
-        key = record.get("_input_hash")
-        if not _is_int(key):
-            key = input_hash(text) if isinstance(text, str) else None
+        key = record_key(record) if _is_int(record.get("_input_hash")) or isinstance(text, str) else None
         parsed = _parse(record, label_set, tokenizer, stats)
         if key is None:  # no text and no hash: nothing to attach it to
             stats.counts[parsed if isinstance(parsed, str) else "missing_field"] += 1
