@@ -166,6 +166,20 @@ def _parse_tokens(record: dict, text: str, tokenizer: Callable[[str], list[Token
     return tokens
 
 
+def parse_tokens(task: dict, tokenizer: Callable[[str], list[Token]] = tokenize, where: str = "task") -> list[Token]:
+    """The tokens of a task: its ``tokens`` (checked against its ``text``: in order, inside the
+    text, each token's ``text`` equal to its slice), else ``tokenizer(text)``. The one token parser
+    of the package; raises :class:`DataError` naming ``where`` and what is wrong."""
+    text = task.get("text") if isinstance(task, dict) else None
+    if not isinstance(text, str):
+        raise DataError(f"{where}: no 'text' string in the task")
+    tokens = _parse_tokens(task, text, tokenizer)
+    if isinstance(tokens, str):
+        raise DataError(f"{where}: tokens do not match the text (each needs start < end inside the text, in order, "
+                        f"and its 'text' equal to that slice)")  # fmt: skip
+    return tokens
+
+
 def _map_span(sp: Any, text: str, tokens: list[Token], starts: dict, ends: dict) -> Span | str:
     """A span dict -> :class:`Span`, or the reason it cannot be used."""
     if not isinstance(sp, dict) or not isinstance(sp.get("label"), str) or not sp["label"]:

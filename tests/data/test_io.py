@@ -44,3 +44,16 @@ def test_writing_over_an_input_is_refused(tmp_path):
     with pytest.raises(DataError, match="over its own input"):
         write_jsonl((r for _, r in read_jsonl(path)), tmp_path / "." / "in.jsonl", inputs=[path])
     assert path.read_text() == '{"text": "x"}\n'
+
+
+def test_parse_tokens_checks_given_tokens_and_tokenizes_otherwise():
+    from sparse_ner.data.prodigy import parse_tokens
+
+    assert [t.text for t in parse_tokens({"text": "Bob met Alice ."})] == ["Bob", "met", "Alice", "."]
+    good = {"text": "ab cd", "tokens": [{"text": "ab", "start": 0, "end": 2}, {"text": "cd", "start": 3, "end": 5}]}
+    assert [(t.text, t.start, t.end, t.ws) for t in parse_tokens(good)] == [("ab", 0, 2, True), ("cd", 3, 5, False)]
+    for bad in ({"text": "ab cd", "tokens": [{"text": "xx", "start": 0, "end": 2}]},
+                {"text": "ab cd", "tokens": [{"start": 3, "end": 5}, {"start": 0, "end": 2}]},
+                {"text": "ab", "tokens": [{"start": 0, "end": 9}]}, {"tokens": []}):  # fmt: skip
+        with pytest.raises(DataError, match="line 7"):
+            parse_tokens(bad, where="in.jsonl line 7")
