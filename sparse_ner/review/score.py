@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from sparse_ner.data.example import Example
+from sparse_ner.tags import TokenSpan
 
 SCORES = ("span_odds", "worst_span", "loss", "loss_per_span", "margin", "f1", "token")
 DEFAULT_SCORE = "span_odds"
 EPS = 1e-12  # floor of probabilities inside logs
 
-TokenSpan = tuple[int, int, str]
 
 
 @dataclass
