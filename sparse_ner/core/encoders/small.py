@@ -16,12 +16,14 @@ directions) or a residual stack of width-3 convolutions (``kind="cnn"``).
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from .base import Encoder, pad_ids
 from .vocab import UNK_ID, Vocab, load_vocabs, save_vocabs
@@ -85,33 +87,51 @@ def reversal_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
     return torch.where(t < n, n - 1 - t, t)  # (B, T)
 
 
+_TEMPLATES = threading.local()  # per thread: functional_call swaps a template's parameters while it runs
+
+
+def _direction(input_size: int, hidden_size: int, bias: bool) -> nn.LSTM:
+    """A one-layer, one-direction ``nn.LSTM`` on the meta device (no memory of its own): the module
+    that :func:`torch.func.functional_call` runs with one direction's parameters of a real LSTM."""
+    cache = getattr(_TEMPLATES, "lstms", None)
+    if cache is None:
+        cache = _TEMPLATES.lstms = {}
+    key = (input_size, hidden_size, bias)
+    if key not in cache:
+        cache[key] = nn.LSTM(input_size, hidden_size, bias=bias, batch_first=True, device="meta")
+    return cache[key]
+
+
 def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``lstm`` (bidirectional, batch_first) over right-padded ``x (B, T, D)`` -> ``(B, T, 2H)``.
 
     The same outputs at real positions as running it on a packed sequence, without packing: the
     forward direction runs on ``x`` as is (padding only comes after), the backward direction on
     each row reversed within its length. Both run unpacked, which lets oneDNN's fused RNN kernel
-    do the work (packed sequences fall back to a step-by-step loop): forward + backward is about
-    1.5-2x faster on CPU. Outputs at padding positions are not meaningful (the caller masks them).
+    do the work (packed sequences fall back to a step-by-step loop; timings in BENCHMARKS.md).
+    Each direction of each layer is a one-layer ``nn.LSTM`` run by :func:`torch.func.functional_call`
+    on ``lstm``'s own parameters (``weight_ih_l{k}``, ``..._reverse``), so gradients reach them and the
+    state dict is the ``nn.LSTM``'s. Outputs at padding positions are not meaningful (the caller
+    masks them).
     """
-    B = x.shape[0]
-    H = lstm.hidden_size
-    weights = lstm._flat_weights  # per layer: forward direction's tensors, then the reverse direction's
-    per_dir = len(weights) // (2 * lstm.num_layers)
-    h0 = x.new_zeros(1, B, H)
+    if not (lstm.bidirectional and lstm.batch_first) or lstm.proj_size:
+        raise ValueError("bilstm needs a bidirectional, batch_first nn.LSTM without projections")
     idx = reversal_index(lengths, x.shape[1])[..., None]  # (B, T, 1); its own inverse
 
     def flip(z: torch.Tensor) -> torch.Tensor:
-        return z.gather(1, idx.expand_as(z))
+        return z.gather(1, idx.expand_as(z))  # (B, T, D)
 
-    out = x
+    names = ["weight_ih", "weight_hh", *(["bias_ih", "bias_hh"] if lstm.bias else [])]
+    out = x  # (B, T, D)
     for layer in range(lstm.num_layers):
         if layer > 0 and lstm.dropout > 0:
             out = nn.functional.dropout(out, lstm.dropout, lstm.training)
-        w = weights[2 * layer * per_dir : 2 * (layer + 1) * per_dir]
-        fwd = torch._VF.lstm(out, (h0, h0), w[:per_dir], lstm.bias, 1, 0.0, lstm.training, False, True)[0]  # (B, T, H)
-        bwd = torch._VF.lstm(flip(out), (h0, h0), w[per_dir:], lstm.bias, 1, 0.0, lstm.training, False, True)[0]
-        out = torch.cat([fwd, flip(bwd)], dim=-1)  # (B, T, 2H)
+        run = _direction(out.shape[-1], lstm.hidden_size, lstm.bias).train(lstm.training)
+        fwd = {f"{n}_l0": getattr(lstm, f"{n}_l{layer}") for n in names}
+        bwd = {f"{n}_l0": getattr(lstm, f"{n}_l{layer}_reverse") for n in names}
+        h_fwd = functional_call(run, fwd, (out,))[0]  # (B, T, H)
+        h_bwd = functional_call(run, bwd, (flip(out),))[0]  # (B, T, H), each row reversed
+        out = torch.cat([h_fwd, flip(h_bwd)], dim=-1)  # (B, T, 2H)
     return out
 
 
