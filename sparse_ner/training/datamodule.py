@@ -206,9 +206,23 @@ class TaggerDataModule(pl.LightningDataModule):
         return read_any(path, gold=gold, complete=hp.complete, labels=self._labels, max_records=max_records,
                         column_encoding=hp.column_encoding, name=name)  # fmt: skip
 
+    def check_paths(self) -> None:
+        """Every input file exists before anything is read or trained (a mistyped ``--data.test``
+        found after training cost the whole run); raises ``FileNotFoundError`` in one line."""
+        for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
+            if path is None or str(path) == "-":
+                continue
+            if not Path(path).exists():
+                raise FileNotFoundError(f"data.{name}: no such file: {path}")
+            if Path(path).is_dir():
+                raise IsADirectoryError(f"data.{name}: {path} is a folder, not a data file")
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_examples is None:  # the vocabulary and labels always come from the training data
+            self.check_paths()
             self.train_examples = self._read(self.train_path, gold=False, name="train", max_records=self.hparams.max_tasks)
+            if not self.train_examples:
+                raise ValueError(f"data.train: {self.train_path} holds no usable example (see the reader's report above)")
             if not self.hparams.use_rejects:
                 dropped = sum(len(ex.rejected) for ex in self.train_examples)
                 for ex in self.train_examples:

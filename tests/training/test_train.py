@@ -80,3 +80,17 @@ def test_train_cli_with_overrides(tmp_path: Path) -> None:
     assert "exported model" in out.stdout
     meta = json.loads((tmp_path / "runs" / "model" / "tagger.json").read_text())
     assert meta["scheme"] == "bioes" and meta["transitions"] is False
+
+
+def test_every_input_path_is_checked_before_reading(tmp_path: Path) -> None:
+    from sparse_ner.training.datamodule import TaggerDataModule
+
+    paths = make_corpus(tmp_path)
+    dm = TaggerDataModule(str(paths["train"]), str(paths["dev"]), test=str(tmp_path / "tset.jsonl"))
+    with pytest.raises(FileNotFoundError, match=r"data.test: no such file: .*tset.jsonl"):
+        dm.setup("fit")
+    assert dm.train_examples is None  # nothing was read
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(ValueError, match="holds no usable example"):
+        TaggerDataModule(str(empty), str(paths["dev"])).setup("fit")
