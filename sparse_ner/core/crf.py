@@ -12,7 +12,6 @@ token and transition scores are fixed at zero; the same lattices give its exact 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Callable, Sequence
 
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from sparse_ner.core.lattice import Lattice, free_lattice
-from sparse_ner.tags import Scheme, TokenSpan, decode_tags, labels_of
+from sparse_ner.tags import Scheme, TokenSpan, labels_of
 
 NEG_INF = -1e9  # the score of a forbidden transition: exp(NEG_INF - anything real) == 0
 
@@ -79,6 +78,13 @@ class CRF(nn.Module):
         tags: the tag inventory (``sparse_ner.tags.tag_names``), ``"O"`` first.
         scheme: ``"bio"`` or ``"bioes"``.
         transitions: learn transition scores (a CRF); ``False`` gives the softmax head.
+
+    Public methods, each on ``emissions (B, T, K)`` and a left-aligned ``mask (B, T)`` or a
+    :class:`~sparse_ner.core.lattice.Lattice`: :meth:`nll` (training), :meth:`nll_and_marginals`
+    (training with a loss on the marginals), :meth:`log_partition`, :meth:`marginals`, :meth:`decode`
+    (Viterbi paths and their scores) and :meth:`span_probs`. All of them run the one forward
+    algorithm; marginals, span probabilities and the Viterbi path come from its autograd gradient
+    (:meth:`_grad_log_z`).
     """
 
     def __init__(self, tags: Sequence[str], scheme: Scheme = "bio", transitions: bool = True):
@@ -103,52 +109,7 @@ class CRF(nn.Module):
     def extra_repr(self) -> str:
         return f"num_tags={self.num_tags}, scheme={self.scheme!r}, transitions={self.has_transitions}"
 
-    # -- scores -------------------------------------------------------------------------------
-
-    def _check(self, emissions: torch.Tensor, mask: torch.Tensor) -> None:
-        if emissions.dim() != 3 or emissions.shape[2] != self.num_tags:
-            raise ValueError(f"emissions must be (B, T, {self.num_tags}), got {tuple(emissions.shape)}")
-        if mask.shape != emissions.shape[:2]:
-            raise ValueError(f"mask {tuple(mask.shape)} does not match emissions {tuple(emissions.shape)}")
-        if not bool(mask[:, 0].all()):
-            raise ValueError("every sequence needs at least one position, left-aligned (mask[:, 0] all true)")
-
-    def _scores(self, emissions: torch.Tensor) -> torch.Tensor:
-        return emissions if self.has_transitions else emissions.log_softmax(-1)
-
-    def _run(self, emissions: torch.Tensor, lattice: Lattice, reduce: Reduce = _logsumexp) -> torch.Tensor:
-        return self.forward_scores(self._scores(emissions), lattice, reduce)
-
-    def forward_scores(self, scores: torch.Tensor, lattice: Lattice, reduce: Reduce = _logsumexp) -> torch.Tensor:
-        """The forward algorithm over per-token tag ``scores`` ``(B, T, K)`` (already normalized for
-        the softmax head): ``(B,)``. Differentiable, so ``d log Z / d scores`` are the marginals."""
-        first, steps, last = potentials(scores, self.transitions, self.start_transitions, self.end_transitions,
-                                        lattice)
-        return forward(first, steps, last, lattice.mask, reduce)
-
-    def _free(self, mask: torch.Tensor, num_states: int | None = None) -> Lattice:
-        return free_lattice(mask, self.tags, self.scheme, num_states=num_states)
-
-    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """log Z over every scheme-valid tag sequence: ``(B,)``."""
-        self._check(emissions, mask)
-        return self._run(emissions, self._free(mask))
-
-    def log_partitions(self, emissions: torch.Tensor, lattice: Lattice, *more: Lattice) -> tuple[torch.Tensor, ...]:
-        """``(log Z, log Z of the sequences consistent with the annotation, ...)``, each ``(B,)``.
-
-        The free lattice, ``lattice`` and any ``more`` lattices (over the same states) go through
-        one forward pass, stacked on the batch dimension.
-        """
-        return self._stacked(self._scores(emissions), lattice, *more)
-
-    def _stacked(self, scores: torch.Tensor, lattice: Lattice, *more: Lattice) -> tuple[torch.Tensor, ...]:
-        mask = lattice.mask
-        self._check(scores, mask)
-        free = self._free(mask, lattice.num_states)
-        parts = (free, lattice, *more)
-        log_z = self.forward_scores(torch.cat([scores] * len(parts)), Lattice.cat(parts))  # (len(parts) * B,)
-        return tuple(log_z.split(len(scores)))
+    # -- training -----------------------------------------------------------------------------
 
     def nll(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None = None,
             reject_prior: float = 0.0) -> torch.Tensor:  # fmt: skip
@@ -157,79 +118,53 @@ class CRF(nn.Module):
         Equals the ordinary CRF NLL for a complete annotation, and 0 for an empty one. With a
         ``strict`` lattice (rejected spans ruled out for every label) and ``reject_prior`` ``lam``,
         ``log Z - log((1 - lam) Z(consistent) + lam Z(strict))`` (see :class:`~sparse_ner.core.tagger.Tagger`).
+        The free lattice and the annotation's lattices go through one forward pass, stacked on the
+        batch dimension.
         """
-        return self.nll_and_marginals(emissions, lattice, strict, reject_prior, marginals=False)[0]
+        lattices = self._lattices(emissions, lattice, strict, reject_prior)
+        return _nll(self._forward(self._scores(emissions), lattices), len(emissions), reject_prior)
 
     def nll_and_marginals(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None = None,
-                          reject_prior: float = 0.0, marginals: bool = True
-                          ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
-        """:meth:`nll` ``(B,)`` and the model's marginals ``(B, T, K)`` from the same forward pass.
+                          reject_prior: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """:meth:`nll` ``(B,)`` and :meth:`marginals` ``(B, T, K)`` from the same forward pass.
 
-        The marginals are the gradient of the free log Z by the scores, kept in the graph
-        (``create_graph``) when gradients are on, so a loss on them (the entity-ratio penalty)
-        trains through them. One forward pass serves both: a separate pass for the marginals
-        would repeat the free lattice's forward.
+        For a loss on the marginals (the entity-ratio penalty) next to the NLL: a separate
+        :meth:`marginals` call would repeat the free lattice's forward. Both are kept in the graph
+        when ``emissions`` require grad (and grad mode is on), and detached otherwise.
         """
-        use_strict = strict is not None and reject_prior != 0.0
-        grad_on = torch.is_grad_enabled() and emissions.requires_grad  # the caller trains through the result
-        with torch.enable_grad() if marginals else contextlib.nullcontext():
-            scores = self._scores(emissions)  # (B, T, K)
-            if marginals and not scores.requires_grad:  # no graph (evaluation): a leaf to differentiate by
-                scores = scores.detach().requires_grad_(True)
-            log_zs = self._stacked(scores, lattice, *((strict,) if use_strict else ()))
-            log_z, log_z_consistent = log_zs[0], log_zs[1]
-            if use_strict:
-                mixed = torch.logaddexp(log_z_consistent + math.log1p(-reject_prior),
-                                        log_zs[2] + math.log(reject_prior))  # fmt: skip
-                nll = log_z - mixed
-            else:
-                nll = log_z - log_z_consistent
-            marg = None
-            if marginals:
-                (marg,) = torch.autograd.grad(log_z.sum(), scores, create_graph=grad_on)
-                marg = marg * lattice.mask[..., None]
-        if marginals and not grad_on:
-            nll = nll.detach()
-        return nll, marg
+        lattices = self._lattices(emissions, lattice, strict, reject_prior)
+        log_zs, d_first, d_steps = self._grad_log_z(emissions, lattices)
+        return _nll(log_zs, len(emissions), reject_prior), _unary(d_first, d_steps, lattice.mask)
 
     # -- inference ----------------------------------------------------------------------------
 
-    def _grad_of(self, emissions: torch.Tensor, mask: torch.Tensor, reduce: Reduce):
-        """Run the forward in ``reduce`` and differentiate it by the potentials of the free lattice."""
-        with torch.enable_grad():
-            lattice = self._free(mask)
-            first, steps, last = potentials(self._scores(emissions.detach()), self.transitions.detach(),
-                                            self.start_transitions.detach(), self.end_transitions.detach(), lattice)
-            first.requires_grad_(True)
-            steps.requires_grad_(True)
-            score = forward(first, steps, last, mask, reduce)
-            d_first, d_steps = torch.autograd.grad(score.sum(), (first, steps), allow_unused=True,
-                                                   materialize_grads=True)  # T == 1: no steps
-        return d_first, d_steps  # (B, K), (B, T-1, K, K)
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """log Z over every scheme-valid tag sequence: ``(B,)``."""
+        self._check(emissions, mask)
+        return self._forward(self._scores(emissions), [self._free(mask)])
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``P(tag at t = k)`` under the model, ``(B, T, K)``: the gradient of log Z by the scores."""
-        self._check(emissions, mask)
-        with torch.enable_grad():
-            scores = self._scores(emissions.detach()).requires_grad_(True)  # (B, T, K)
-            first, steps, last = potentials(scores, self.transitions.detach(), self.start_transitions.detach(),
-                                            self.end_transitions.detach(), self._free(mask))
-            (grad,) = torch.autograd.grad(forward(first, steps, last, mask).sum(), scores)
-        return grad * mask[..., None]
+        """``P(tag at t = k)`` under the model, ``(B, T, K)`` (0 at padding): the gradient of log Z.
 
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        """The best scheme-valid tag sequence of each example (Viterbi), as tag indices."""
+        Kept in the graph (a loss on them trains the emissions and transitions) when ``emissions``
+        require grad and grad mode is on; detached otherwise.
+        """
         self._check(emissions, mask)
-        d_first, d_steps = self._grad_of(emissions, mask, _max)
-        first_tag = d_first.argmax(-1)  # (B,)
-        later = d_steps.sum(2).argmax(-1)  # (B, T-1): the state entered at t+1
-        paths = torch.cat([first_tag[:, None], later], 1)  # (B, T)
+        _, d_first, d_steps = self._grad_log_z(emissions, [self._free(mask)])
+        return _unary(d_first, d_steps, mask)
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[list[list[int]], torch.Tensor]:
+        """The best scheme-valid tag sequence of each example (Viterbi): ``(paths, scores)``.
+
+        ``paths``: one list of tag indices per example, of its length. ``scores`` ``(B,)``, detached:
+        each path's unnormalized score (start + emissions + transitions + end; ``log P(path) + log Z``),
+        the max-semiring forward whose gradient traced the path.
+        """
+        self._check(emissions, mask)
+        best, d_first, d_steps = self._grad_log_z(emissions.detach(), [self._free(mask)], _max)
+        paths = _unary(d_first, d_steps, mask).argmax(-1)  # (B, T): the gradient is 1 on the path
         lengths = mask.sum(1).tolist()
-        return [p[:n] for p, n in zip(paths.tolist(), lengths)]
-
-    def decode_spans(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[TokenSpan]]:
-        """Viterbi, as token spans ``(start, end_inclusive, label)``."""
-        return [decode_tags([self.tags[k] for k in path], self.scheme) for path in self.decode(emissions, mask)]
+        return [p[:n] for p, n in zip(paths.tolist(), lengths)], best
 
     def span_probs(self, emissions: torch.Tensor, mask: torch.Tensor,
                    spans: Sequence[Sequence[TokenSpan]]) -> list[list[float]]:
@@ -246,9 +181,9 @@ class CRF(nn.Module):
         flat = [(b, s, e, label) for b, example in enumerate(spans) for s, e, label in example]
         if not flat:
             return [[] for _ in spans]
-        d_first, d_steps = self._grad_of(emissions, mask, _logsumexp)
+        _, d_first, d_steps = self._grad_log_z(emissions.detach(), [self._free(mask)])
         dev = emissions.device
-        unary = torch.cat([d_first[:, None], d_steps.sum(2)], 1).double().clamp_min(1e-300)  # (B, T, K)
+        unary = _unary(d_first, d_steps, mask).double().clamp_min(1e-300)  # (B, T, K)
         pair = d_steps.double().clamp_min(1e-300)  # (B, T-1, K, K)
         B, T, K = unary.shape
         labels = {label: i for i, label in enumerate(labels_of(self.tags))}
@@ -294,3 +229,84 @@ class CRF(nn.Module):
         for (bb, *_), p in zip(flat, probs):
             out[bb].append(p)
         return out
+
+    # -- the one forward algorithm and its gradient -------------------------------------------
+
+    def _check(self, emissions: torch.Tensor, mask: torch.Tensor) -> None:
+        if emissions.dim() != 3 or emissions.shape[2] != self.num_tags:
+            raise ValueError(f"emissions must be (B, T, {self.num_tags}), got {tuple(emissions.shape)}")
+        if mask.shape != emissions.shape[:2]:
+            raise ValueError(f"mask {tuple(mask.shape)} does not match emissions {tuple(emissions.shape)}")
+        if not bool(mask[:, 0].all()):
+            raise ValueError("every sequence needs at least one position, left-aligned (mask[:, 0] all true)")
+
+    def _scores(self, emissions: torch.Tensor) -> torch.Tensor:
+        """Per-token tag scores ``(B, T, K)``: the emissions, normalized per token for the softmax head."""
+        return emissions if self.has_transitions else emissions.log_softmax(-1)
+
+    def _free(self, mask: torch.Tensor, num_states: int | None = None) -> Lattice:
+        return free_lattice(mask, self.tags, self.scheme, num_states=num_states)
+
+    def _lattices(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None,
+                  reject_prior: float) -> list[Lattice]:  # fmt: skip
+        """``[free, lattice]`` (``+ [strict]`` when the reject prior is on), over ``lattice``'s states."""
+        self._check(emissions, lattice.mask)
+        free = self._free(lattice.mask, lattice.num_states)
+        return [free, lattice, strict] if strict is not None and reject_prior != 0.0 else [free, lattice]
+
+    def _potentials(self, scores: torch.Tensor, lattices: Sequence[Lattice], detach: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``first, steps, last`` of :func:`potentials` and the mask, for ``lattices`` (over the same
+        states) stacked on the batch dimension: ``len(lattices) * B`` rows."""
+        lattice = lattices[0] if len(lattices) == 1 else Lattice.cat(lattices)
+        scores = scores if len(lattices) == 1 else torch.cat([scores] * len(lattices))  # (n * B, T, K)
+        params = (self.transitions, self.start_transitions, self.end_transitions)
+        if detach:
+            params = tuple(p.detach() for p in params)
+        return (*potentials(scores, *params, lattice), lattice.mask)
+
+    def _forward(self, scores: torch.Tensor, lattices: Sequence[Lattice]) -> torch.Tensor:
+        """log Z of each of ``lattices`` in one forward pass: ``(len(lattices) * B,)``, differentiable."""
+        return forward(*self._potentials(scores, lattices))
+
+    def _grad_log_z(self, emissions: torch.Tensor, lattices: Sequence[Lattice], reduce: Reduce = _logsumexp
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The one autograd-of-log-Z routine: the forward in ``reduce`` over ``lattices`` (the free
+        lattice first) and the gradient of the free lattice's value by its potentials.
+
+        Returns the values ``(len(lattices) * B,)`` and the gradients ``d_first (B, K)``,
+        ``d_steps (B, T-1, K, K)``: in the log semiring the unary (at 0) and pairwise marginals; in
+        the max semiring 1 on the Viterbi path. Kept in the graph (``create_graph``) when
+        ``emissions`` require grad and grad mode is on, so a loss on the marginals trains through
+        them; detached otherwise.
+        """
+        B, K = emissions.shape[0], self.num_tags
+        keep = torch.is_grad_enabled() and emissions.requires_grad
+        with torch.enable_grad():
+            scores = self._scores(emissions if keep else emissions.detach())  # (B, T, K)
+            first, steps, last, mask = self._potentials(scores, lattices, detach=not keep)
+            if not keep:  # no graph (evaluation): leaves to differentiate by
+                first.requires_grad_(True)
+                steps.requires_grad_(True)
+            values = forward(first, steps, last, mask, reduce)  # (n * B,)
+            d_first, d_steps = torch.autograd.grad(values[:B].sum(), (first, steps), create_graph=keep,
+                                                   allow_unused=True, materialize_grads=True)  # T == 1: no steps
+        if not keep:
+            values = values.detach()
+        return values, d_first[:B, :K], d_steps[:B, :, :K, :K]
+
+
+def _unary(d_first: torch.Tensor, d_steps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-position gradients ``(B, T, K)`` from ``d_first (B, K)`` and ``d_steps (B, T-1, K, K)``:
+    a tag at ``t > 0`` enters through the steps into it. 0 at padding."""
+    return torch.cat([d_first[:, None], d_steps.sum(2)], 1) * mask[..., None]  # (B, T, K)
+
+
+def _nll(log_zs: torch.Tensor, B: int, reject_prior: float) -> torch.Tensor:
+    """``log Z - log Z(consistent)`` from the stacked ``log_zs`` ``(n * B,)`` of :meth:`CRF._lattices`,
+    the consistent term mixed with the strict one under ``reject_prior``: ``(B,)``."""
+    log_z, log_z_consistent, *strict = log_zs.split(B)
+    if strict:
+        log_z_consistent = torch.logaddexp(log_z_consistent + math.log1p(-reject_prior),
+                                           strict[0] + math.log(reject_prior))  # fmt: skip
+    return log_z - log_z_consistent

@@ -26,16 +26,11 @@ def partial_nll(crf: CRF, emissions: torch.Tensor, lattice: Lattice) -> torch.Te
 
 
 def entity_token_ratio(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Expected fraction of real tokens tagged as (part of) an entity, differentiably: scalar."""
+    """Expected fraction of real tokens tagged as (part of) an entity: scalar. Differentiable (through
+    :meth:`~sparse_ner.core.crf.CRF.marginals`) when ``emissions`` require grad and grad mode is on."""
     if crf.tags[0] != "O":
         raise ValueError(f"the tag inventory must start with 'O', got {crf.tags[:3]}...")
-    with torch.enable_grad():
-        scores = crf._scores(emissions)  # (B, T, K)
-        if not scores.requires_grad:  # evaluation without a graph: a leaf we may differentiate by
-            scores = scores.detach().requires_grad_(True)
-        log_z = crf.forward_scores(scores, crf._free(mask))  # (B,)
-        (marginals,) = torch.autograd.grad(log_z.sum(), scores, create_graph=torch.is_grad_enabled())
-    return _ratio(marginals, mask)
+    return _ratio(crf.marginals(emissions, mask), mask)  # differentiable when the emissions require grad
 
 
 def expected_entity_ratio_loss(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor,

@@ -150,7 +150,7 @@ class Tagger(nn.Module):
         """Viterbi spans of each example with their exact probability ``P(span is an entity)``."""
         mask = batch["inputs"]["word_mask"]  # (B, T)
         emissions = self.emissions(batch["inputs"])  # (B, T, K)
-        paths = self.crf.decode(emissions, mask)  # B lists of tag indices
+        paths, _ = self.crf.decode(emissions, mask)  # B lists of tag indices
         spans = [decode_tags([self.tags[k] for k in path], self.scheme) for path in paths]
         probs = self.crf.span_probs(emissions, mask, spans)
         return [[ScoredSpan(s, e, label, float(p)) for (s, e, label), p in zip(ss, ps)] for ss, ps in zip(spans, probs)]

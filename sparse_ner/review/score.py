@@ -92,20 +92,6 @@ def _alternatives(span: TokenSpan, n: int, labels: Sequence[str]) -> list[TokenS
     return [(s, e, x) for x in labels if x != label] + [(a, b, label) for a, b in moved if 0 <= a <= b < n]
 
 
-def _path_scores(crf: Any, emissions: Any, paths: list[list[int]]) -> Any:
-    """The unnormalized score of one tag path per example, ``(B,)`` (``log P(path) + log Z``)."""
-    import torch
-
-    scores = crf._scores(emissions)  # (B, T, K): log-softmaxed for the softmax head
-    out = []
-    for b, path in enumerate(paths):
-        p = torch.tensor(path, device=emissions.device)  # (n,)
-        n = len(path)
-        out.append(crf.start_transitions[p[0]] + scores[b, torch.arange(n, device=p.device), p].sum()
-                   + crf.transitions[p[:-1], p[1:]].sum() + crf.end_transitions[p[-1]])  # fmt: skip
-    return torch.stack(out)
-
-
 def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 64,
                    start_index: int = 0) -> list[Review]:  # fmt: skip
     """Score ``examples`` with ``tagger`` (a :class:`~sparse_ner.core.tagger.Tagger`): one :class:`Review` each.
@@ -140,9 +126,9 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
             with torch.no_grad():
                 emissions = tagger.emissions(inputs)  # (B, T, K)
                 lattice = build_lattice(anns, tagger.tags, tagger.scheme, length=T).to(device)
-                log_z, log_z_consistent = crf.log_partitions(emissions, lattice)  # (B,), (B,)
-                paths = crf.decode(emissions, mask)
-                best = _path_scores(crf, emissions, paths)  # (B,): the Viterbi path's score
+                nll = crf.nll(emissions, lattice)  # (B,): log Z - log Z(consistent)
+                log_z_consistent = crf.log_partition(emissions, mask) - nll  # (B,)
+                paths, best = crf.decode(emissions, mask)  # best (B,): the Viterbi path's score
             pred = [decode_tags([tagger.tags[k] for k in path], tagger.scheme) for path in paths]
             alts = [[_alternatives(span, len(ex), tagger.labels) for span in a.accepted] for ex, a in zip(chunk, anns)]
             queries = [p + a.accepted + a.rejected + [x for xs in al for x in xs] for p, a, al in zip(pred, anns, alts)]
@@ -169,7 +155,7 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
                 for s, e, label in ann.accepted:
                     cls[s : e + 1] = [classes.index(label)] * (e - s + 1)
                 conf = [float(types[b, t, c]) for t, c in enumerate(cls) if c >= 0]
-                loss = float(log_z[b] - log_z_consistent[b])
+                loss = float(nll[b])
                 scores = {
                     "span_odds": max(0.0, max(odds, default=0.0)),
                     "worst_span": max((ev[3] for ev in evidence), default=0.0),

@@ -146,10 +146,26 @@ def test_viterbi_matches_enumeration(labels, scheme):
     crf = make_crf(labels, scheme, seed=3)
     lengths = [4, 2, 3] if len(crf.tags) > 5 else [5, 1, 4]
     emissions, mask = ragged(crf, lengths, seed=3)
-    got = crf.decode(emissions, mask)
+    got, _ = crf.decode(emissions, mask)
     for b, n in enumerate(lengths):
         _, best, _ = max(ref_paths(crf, emissions[b], n), key=lambda x: x[2])
         assert got[b] == list(best)
+
+
+@pytest.mark.parametrize("labels,scheme", CASES)
+@pytest.mark.parametrize("transitions", [True, False])
+def test_viterbi_scores_match_enumeration(labels, scheme, transitions):
+    """``decode`` also gives each best path's unnormalized score: the brute-force maximum."""
+    crf = make_crf(labels, scheme, transitions, seed=14)
+    lengths = [4, 1, 3] if len(crf.tags) > 5 else [5, 1, 4]
+    emissions, mask = ragged(crf, lengths, seed=14)
+    emissions.requires_grad_(True)
+    paths, scores = crf.decode(emissions, mask)
+    assert scores.shape == (len(lengths),) and not scores.requires_grad
+    for b, n in enumerate(lengths):
+        _, best, score = max(ref_paths(crf, emissions[b], n), key=lambda x: x[2])
+        assert paths[b] == list(best)
+        assert scores[b].item() == pytest.approx(score, abs=1e-9)
 
 
 @pytest.mark.parametrize("labels,scheme", CASES)
@@ -352,6 +368,21 @@ def test_entity_ratio_matches_enumeration_and_trains(transitions):
     assert lower.item() < loss.item()
 
 
+def test_marginals_keep_the_graph_only_when_emissions_require_grad():
+    """One return type: a tensor, in the graph when the caller trains through it, detached otherwise."""
+    crf = make_crf(["PER", "LOC"], "bio", seed=15)
+    emissions, mask = ragged(crf, [5, 2], seed=15)
+    assert not crf.marginals(emissions, mask).requires_grad
+    emissions.requires_grad_(True)
+    marg = crf.marginals(emissions, mask)  # (B, T, K)
+    assert marg.requires_grad
+    with torch.no_grad():
+        assert not crf.marginals(emissions, mask).requires_grad
+    (g_em, g_tr) = torch.autograd.grad(marg[:, :, 0].sum(), [emissions, crf.transitions])
+    assert g_em.abs().sum() > 0 and g_tr.abs().sum() > 0
+    torch.testing.assert_close(marg.detach(), crf.marginals(emissions.detach(), mask), atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("scheme", ["bio", "bioes"])
 def test_inference_on_one_token_batches(scheme):
     """A batch of one-token texts has no transitions at all: decode, marginals and span probs still work."""
@@ -359,7 +390,7 @@ def test_inference_on_one_token_batches(scheme):
     emissions, mask = ragged(crf, [1, 1], seed=9)
     for b in range(2):
         _, best, _ = max(ref_paths(crf, emissions[b], 1), key=lambda x: x[2])
-        assert crf.decode(emissions, mask)[b] == list(best)
+        assert crf.decode(emissions, mask)[0][b] == list(best)
     probs = crf.span_probs(emissions, mask, [[(0, 0, "PER")], [(0, 0, "LOC")]])
     paths = list(ref_paths(crf, emissions[0], 1))
     log_z = logsumexp([s for *_, s in paths])

@@ -115,7 +115,7 @@ def test_every_token_of_a_5000_token_text_is_tagged_consistently(tagger, predict
 
     # the prediction is the Viterbi path over the stitched emissions, a valid tag sequence across
     # every window seam, and its spans are exactly the spans of that path
-    (path,) = tagger.crf.decode(emissions, inputs["word_mask"])
+    (path,), _ = tagger.crf.decode(emissions, inputs["word_mask"])
     tags = [tagger.tags[k] for k in path]
     assert len(tags) == N_WORDS
     start_ok, trans_ok, end_ok = allowed_transitions(tagger.tags, "bio")
