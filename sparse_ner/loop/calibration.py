@@ -1,10 +1,10 @@
 """Online calibration of span probabilities from the annotator's answers (Platt scaling).
 
 A tagger trained on a few hundred sparse answers is not calibrated: in the CoNLL-2003 simulation,
-spans the model scored 0.4-0.6 were accepted only 30-37% of the time, and the true coin flips sat
-at scores 0.6-0.8. An uncertainty sorter that looks for scores near 0.5 then asks questions whose
-answer is mostly "reject". :class:`PlattCalibrator` keeps the last ``window`` (model probability,
-answer) pairs of model suggestions and fits::
+spans it scored near 0.5 were accepted well under half the time (see BENCHMARKS.md), so an
+uncertainty sorter that looks for scores near 0.5 asks questions whose answer is mostly "reject".
+:class:`PlattCalibrator` keeps the last ``window`` (model probability, answer) pairs of model
+suggestions and fits::
 
     p_calibrated = sigmoid(a * logit(p) + b)
 

@@ -46,7 +46,7 @@ def prob(online: OnlineTagger, text: str, span: tuple[int, int, str]) -> float:
     from sparse_ner.data.example import Example
     from sparse_ner.data.tokenize import tokenize
 
-    (spans,) = online._score_batch([Example(text, tokenize(text))], [[span]])
+    (spans,) = online.suggester.score([Example(text, tokenize(text))], [[span]])
     return next(p for s, e, lab, p in spans if (s, e, lab) == span)
 
 
@@ -222,7 +222,7 @@ def test_to_disk_from_disk_round_trip(tmp_path):
     nxt = [task(TEXTS[2], 0, 0, "LOC", "accept")]
     losses = []
     for model in (restored, online):
-        model._rng.seed(1)
+        model.learner.rng.seed(1)
         torch.manual_seed(1)  # word dropout
         losses.append(model.update(nxt))
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
@@ -341,7 +341,7 @@ def test_idle_training_thread_runs_beside_update_and_scoring():
         for _ in range(3):  # the foreground keeps working while the thread trains
             assert math.isfinite(online.update([task(TEXTS[1], 0, 0, "PER", "accept")]))
             assert all(0.0 <= s <= 1.0 for s, _ in online([{"text": t} for t in TEXTS]))
-        with online._lock:
+        with online.lock:
             weights = [p.detach().clone() for p in online.tagger.parameters()]
         changed = threading.Event()
         for _ in range(100):  # no foreground training now: any change is the thread's

@@ -2,9 +2,9 @@
 answers, interpreter exit with the idle-training thread running.
 
 The kill tests run one child interpreter (``CHILD`` below) that imports torch once and forks a
-process per save; each fork builds a tiny model, saves, and is killed with SIGKILL (by the save's
-``_save_hook`` at a named stage, or by its parent at a random time). This process then checks
-what is left on disk.
+process per save; each fork builds a tiny model, saves, and is killed with SIGKILL (by a stage
+hook, ``saving.set_stage_hook``, at a named stage, or by its parent at a random time). This process
+then checks what is left on disk.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import torch
 
 from sparse_ner.data.prodigy import REASONS, input_hash
 from sparse_ner.data.tokenize import tokenize
-from sparse_ner.loop.online import SAVE_STAGES, OnlineTagger
+from sparse_ner.loop.online import OnlineTagger
+from sparse_ner.loop.saving import SAVE_STAGES
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the kill tests fork (POSIX)")
 
@@ -43,11 +44,12 @@ from pathlib import Path
 import torch
 
 torch.set_num_threads(1)
-import sparse_ner.loop.online as so
+from sparse_ner.loop import saving
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.core.encoders import build_encoder  # noqa: F401  (imported once, before forking)
 from sparse_ner.core.export import export  # noqa: F401
-from sparse_ner.loop.online import SAVE_STAGES, OnlineTagger
+from sparse_ner.loop.online import OnlineTagger
+from sparse_ner.loop.saving import SAVE_STAGES
 
 WORDS = ["Alice", "Bob", "Paris", "Berlin", "Rome", "Carol"]
 
@@ -103,13 +105,13 @@ def save_twice(folder, stage):  # save 1: 4 answers; save 2: 7 answers, killed a
     online.update(answers(0, 4))
     online.to_disk(folder)
     online.update(answers(4, 3))
-    so._save_hook = kill_at(stage)
+    saving.set_stage_hook(kill_at(stage))
     online.to_disk(folder)
     os._exit(3)  # the stage was never reached
 
 
 def recover(folder):  # the recovery itself killed when it first discards a folder
-    so._save_hook = kill_at("trash_renamed")
+    saving.set_stage_hook(kill_at("trash_renamed"))
     OnlineTagger.saved_at(folder)
     os._exit(4)  # nothing to discard
 
@@ -290,7 +292,7 @@ def test_malformed_answers_are_skipped_counted_and_the_rest_learned(tmp_path, ca
     ]
     ignored = task(TEXTS[3], 0, 0, "PER", "ignore")  # valid: stored, not learned
     batch = [bad[0][0], good[0], *[b for b, _ in bad[1:5]], good[1], *[b for b, _ in bad[5:]], good[2], ignored]
-    with caplog.at_level(logging.WARNING, logger="sparse_ner.loop.online"):
+    with caplog.at_level(logging.WARNING, logger="sparse_ner.loop.memory"):
         loss = online.update(batch)
     assert isinstance(loss, float) and math.isfinite(loss) and loss > 0
     expected = Counter(reason for _, reason in bad)
@@ -316,7 +318,7 @@ def test_bad_lines_of_a_saved_answer_file_are_skipped(tmp_path, caplog):
     bad = {**task(TEXTS[2], 0, 0, "LOC", "accept"), "spans": None}
     with open(answers, "ab") as f:
         f.write(b"{not json\n" + b"null\n" + json.dumps(bad).encode() + b"\n" + b"\xff\xfe\n")
-    with caplog.at_level(logging.WARNING, logger="sparse_ner.loop.online"):
+    with caplog.at_level(logging.WARNING, logger="sparse_ner.loop.memory"):
         restored = OnlineTagger.from_disk(folder)
     assert restored.memory == online.memory and len(restored.examples) == 2
     assert restored.skipped == Counter(malformed_json=3, missing_field=1)
@@ -358,24 +360,21 @@ def test_stop_idle_training_stops_and_joins():
     stop = online.start_idle_training(pause=0.0)
     assert isinstance(stop, threading.Event) and online.update_steps == 1
     online.update([task(TEXTS[0], 3, 3, "LOC", "accept")])
-    threads = [t for t, _ in online._idle_runs]
+    threads = online.idle.threads
     assert online.stop_idle_training(timeout=10) is True
     assert stop.is_set() and not any(t.is_alive() for t in threads)
-    assert online.update_steps == 2 and online._idle_runs == []
+    assert online.update_steps == 2 and online.idle.threads == [] and not online.idle.running
     assert online.stop_idle_training() is True  # nothing running: returns at once
 
 
 # -- bf16 detection (found while re-measuring update(): BENCHMARKS.md, session 4) ----------------
 
 
-def test_cpu_bf16_only_with_native_instructions(monkeypatch):
-    import sparse_ner.loop.online as online_module
+def test_cpu_bf16_only_with_native_instructions():
+    from sparse_ner.loop.learner import bf16_supported
 
     onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     cpu = torch.device("cpu")
-    monkeypatch.setattr(online_module, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512bw"})
-    assert online_module.bf16_supported(cpu) is False  # oneDNN would emulate it: slower than float32
-    monkeypatch.setattr(online_module, "_cpu_flags", lambda: {"avx512f", "avx512bw", "avx512_bf16"})
-    assert online_module.bf16_supported(cpu) is onednn
-    monkeypatch.setattr(online_module, "_cpu_flags", lambda: None)  # flags unknown: oneDNN's answer
-    assert online_module.bf16_supported(cpu) is onednn
+    assert bf16_supported(cpu, lambda: {"avx2", "avx512f", "avx512bw"}) is False  # oneDNN would emulate it
+    assert bf16_supported(cpu, lambda: {"avx512f", "avx512bw", "avx512_bf16"}) is onednn
+    assert bf16_supported(cpu, lambda: None) is onednn  # flags unknown: oneDNN's answer

@@ -1,0 +1,143 @@
+"""Training in the annotation loop: the optimizer and its steps on the texts of an answer memory.
+
+:meth:`Learner.update` trains on the texts just answered plus a fresh random ``replay`` sample of
+earlier texts at each step, so the model neither forgets nor overfits one batch; a reject teaches
+through the exact partial-label loss (the rejected span is removed from the consistent set, nothing
+else is assumed). :meth:`Learner.consolidate` trains on random samples of every answered text, for
+the annotator's idle time. A transformer fine-tunes only its top ``train_layers`` layers and runs
+under bfloat16 autocast where that is fast here (:func:`bf16_supported`); the CRF stays in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from typing import Any, Callable
+
+import torch
+
+from sparse_ner.core.tagger import Tagger, make_batch
+from sparse_ner.loop.memory import AnswerMemory
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``), or None where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf8") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+
+
+def bf16_supported(device: torch.device, flags: Callable[[], set[str] | None] = cpu_flags) -> bool:
+    """Whether bfloat16 matrix products are fast here: bf16 on the GPU; on CPU, oneDNN bf16 with
+    native instructions (AVX512-BF16 or AMX; ``flags()`` gives the CPU's flags, None: unknown).
+    oneDNN also reports bf16 on AVX512 CPUs without them, where it emulates bf16 and is slower
+    than float32 (see BENCHMARKS.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        onednn = device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+    found = flags()
+    return onednn and (found is None or bool(found & {"avx512_bf16", "amx_bf16"}))
+
+
+def make_optimizer(tagger: Tagger, lr: float, encoder_lr: float | None = None) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters: the encoder at ``encoder_lr`` (None: ``lr`` for the
+    small encoder, 5e-5 for a transformer), the rest at ``lr``; fused (faster steps on CPU)."""
+    from sparse_ner.core.encoders import SmallEncoder
+
+    if encoder_lr is None:
+        encoder_lr = lr if isinstance(tagger.encoder, SmallEncoder) else 5e-5
+    enc_params = [p for p in tagger.encoder.parameters() if p.requires_grad]
+    enc_ids = {id(p) for p in enc_params}
+    head = [p for p in tagger.parameters() if p.requires_grad and id(p) not in enc_ids]
+    return torch.optim.AdamW([{"params": enc_params, "lr": encoder_lr}, {"params": head, "lr": lr}],
+                             weight_decay=0.0, fused=True)  # fmt: skip
+
+
+class Learner:
+    """Optimizer steps of ``tagger`` on the texts of ``memory`` (module docstring).
+
+    Each step holds ``lock`` (shared with whatever else reads or writes the parameters)."""
+
+    def __init__(self, tagger: Tagger, memory: AnswerMemory, lock: threading.RLock | None = None, *,
+                 lr: float = 2e-3, encoder_lr: float | None = None, train_layers: int | None = 2,
+                 bf16: bool | None = None, steps: int | None = None, replay: int = 10, steps_texts: int = 20,
+                 grad_clip: float = 5.0, seed: int = 0):  # fmt: skip
+        from sparse_ner.core.encoders import TransformerEncoder
+
+        self.tagger, self.memory = tagger, memory
+        self.lock = lock if lock is not None else threading.RLock()
+        transformer = isinstance(tagger.encoder, TransformerEncoder)
+        if transformer:  # cheap updates of its top layers
+            tagger.encoder.set_trainable(train_layers)
+        self.optimizer = make_optimizer(tagger, lr, encoder_lr)
+        self.bf16 = bf16 if bf16 is not None else transformer and bf16_supported(tagger.device)
+        self.steps, self.replay, self.steps_texts, self.grad_clip = steps, replay, steps_texts, grad_clip
+        self.rng = random.Random(seed)  # replay and consolidation samples
+
+    def autocast(self) -> Any:
+        """bfloat16 autocast of the encoder when ``bf16`` (the CRF stays in float32)."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.tagger.device.type, dtype=torch.bfloat16)
+
+    def steps_per_update(self, idle_training: bool) -> int:
+        """``steps``, or when it is None, 1 while an idle-training thread runs (its steps after each
+        update do the rest of the learning) and 2 otherwise (see BENCHMARKS.md)."""
+        if self.steps is not None:
+            return int(self.steps)
+        return 1 if idle_training else 2
+
+    def step(self, keys: list[int]) -> float:
+        """One optimizer step on the answered texts ``keys`` of the memory; returns its loss."""
+        tagger, memory = self.tagger, self.memory
+        with self.lock:
+            tagger.train()
+            try:
+                batch = make_batch(tagger.encoder, [memory.examples[k] for k in keys], tagger.tags, tagger.scheme,
+                                   strict_rejects=tagger.reject_prior > 0,
+                                   features=[memory.features[k] for k in keys])  # fmt: skip
+                tagger.to_device(batch)
+                with self.autocast():
+                    loss = tagger.loss(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(tagger.parameters(), self.grad_clip)
+                self.optimizer.step()
+            finally:
+                tagger.eval()
+        return float(loss.detach())
+
+    def update(self, keys: list[int], steps: int) -> float:
+        """``steps`` steps, each on the texts ``keys`` plus ``replay`` other answered texts drawn
+        afresh; returns the mean loss (0.0 without keys)."""
+        if not keys or steps < 1:
+            return 0.0
+        fresh = set(keys)
+        earlier = [k for k in self.memory.examples if k not in fresh]
+        losses = []
+        for _ in range(steps):
+            sample = self.rng.sample(earlier, min(self.replay, len(earlier)))
+            losses.append(self.step(keys + sample))
+        return sum(losses) / len(losses)
+
+    def consolidate(self, steps: int = 1) -> float:
+        """``steps`` steps, each on ``steps_texts`` texts drawn from every answered text; returns the
+        mean loss (0.0 when nothing is answered). Holds the lock one step at a time, so scoring and
+        updates wait for one step at most."""
+        losses = []
+        for _ in range(steps):
+            with self.lock:
+                keys = list(self.memory.examples)
+                if not keys:
+                    break
+                losses.append(self.step(self.rng.sample(keys, min(self.steps_texts, len(keys)))))
+        return sum(losses) / len(losses) if losses else 0.0
+
+
+__all__ = ["Learner", "bf16_supported", "cpu_flags", "make_optimizer"]

@@ -1,0 +1,185 @@
+"""Questions for the annotator: suggested spans of a stream, each with its exact probability.
+
+:class:`Suggester` yields ``(score, task)`` with one span per task. ``meta.score`` is the model's
+exact probability that the span is an entity (CRF marginals); ``score``, what sorters sort by, is
+that probability calibrated to the chance of an accept (``calibrate``: a Platt scaling fitted to
+the answers to this object's own suggestions, :mod:`sparse_ner.loop.calibration`; also in
+``meta.calibrated``). Suggestions are the spans with a start marginal of at least ``threshold``
+(:func:`~sparse_ner.loop.selection.candidate_spans`). Pattern matches
+(:mod:`sparse_ner.loop.patterns`) are offered as tasks with ``meta.pattern``; while the model is
+cold their ``score`` is pulled to 0.5 (uncertain, so sorters show them), moving to the model's
+probability over the first ``pattern_warmup`` answers; a pattern whose answers are mostly rejects
+(precision below ``min_pattern_precision`` after 5 answers) is no longer offered. Spans already
+answered are not asked again. Texts are scored ``batch_size`` at a time, 32 at once sorted by
+length.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+
+from sparse_ner.core.tagger import Tagger, make_batch
+from sparse_ner.data.example import Example, Span, Token
+from sparse_ner.data.hashes import record_key, set_hashes
+from sparse_ner.data.prodigy import span_dict, token_dicts
+from sparse_ner.data.tokenize import tokenize
+from sparse_ner.loop.calibration import PlattCalibrator
+from sparse_ner.loop.memory import AnswerMemory
+from sparse_ner.loop.patterns import PatternMatcher
+from sparse_ner.loop.selection import candidate_spans
+
+OFFERED_MAX = 100_000  # model probabilities of offered tasks kept for calibration, by task hash
+CHUNK = 32  # texts scored at once
+
+
+def tokens_of(task: dict) -> list[Token]:
+    """The task's ``tokens`` as given, else its text tokenized."""
+    text = task["text"]
+    if task.get("tokens"):
+        return [Token(t.get("text", text[t["start"]:t["end"]]), t["start"], t["end"], bool(t.get("ws", True)))
+                for t in task["tokens"]]  # fmt: skip
+    return tokenize(text)
+
+
+def format_task(task: dict, ex: Example, key: int, s: int, e: int, label: str, meta: dict) -> dict:
+    """``task`` asking about the one span ``(s, e, label)`` of ``ex``, with its own task hash."""
+    spans = [span_dict(Span(ex.tokens[s].start, ex.tokens[e].end, s, e, label))]
+    out = {k: v for k, v in task.items() if k not in ("spans", "answer", "_task_hash")}
+    out.update(text=ex.text, tokens=task.get("tokens") or token_dicts(ex.tokens), spans=spans, meta=meta)
+    set_hashes(out, overwrite=True)  # the task hash of this question (Prodigy's where installed)
+    out["_input_hash"] = key
+    return out
+
+
+class Suggester:
+    """Scores streams with ``tagger`` (module docstring); ``memory`` says what was asked and how
+    patterns fared. ``lock`` is held while a batch is scored; ``autocast()`` wraps the encoder."""
+
+    def __init__(self, tagger: Tagger, memory: AnswerMemory, lock: threading.RLock | None = None,
+                 autocast: Callable[[], Any] | None = None, matcher: PatternMatcher | None = None, *,
+                 threshold: float = 0.1, max_len: int = 8, max_suggestions: int | None = 5,
+                 pattern_warmup: int = 200, min_pattern_precision: float = 0.2, calibrate: bool = True,
+                 calibration_window: int = 500, batch_size: int = 64):  # fmt: skip
+        from contextlib import nullcontext
+
+        self.tagger, self.memory, self.matcher = tagger, memory, matcher
+        self.lock = lock if lock is not None else threading.RLock()
+        self.autocast = autocast or nullcontext
+        self.threshold, self.max_len, self.max_suggestions = threshold, max_len, max_suggestions
+        self.pattern_warmup, self.min_pattern_precision = pattern_warmup, min_pattern_precision
+        self.calibrate, self.batch_size = calibrate, batch_size
+        self.calibrator = PlattCalibrator(calibration_window)
+        self._offered: OrderedDict[int, float] = OrderedDict()  # task hash -> model probability when offered
+
+    def pattern_ok(self, pid: str) -> bool:
+        """A pattern is offered until 5+ answers show a precision below ``min_pattern_precision``."""
+        c = self.memory.pattern_counts.get(pid)
+        if not c or c["accept"] + c["reject"] < 5:
+            return True
+        return c["accept"] / (c["accept"] + c["reject"]) >= self.min_pattern_precision
+
+    def score(self, examples: list[Example], extra: Sequence[Iterable[tuple[int, int, str]]]
+              ) -> list[list[tuple[int, int, str, float]]]:  # fmt: skip
+        """Candidate spans (plus the ``extra`` spans of each example) with their exact probability."""
+        tagger = self.tagger
+        with self.lock:
+            inputs = tagger.to_device(make_batch(tagger.encoder, examples))["inputs"]
+            mask = inputs["word_mask"]  # (B, T)
+            with torch.no_grad(), self.autocast():
+                emissions = tagger.emissions(inputs)  # (B, T, K) float32
+            marginals = tagger.crf.marginals(emissions, mask)  # (B, T, K)
+            lengths = mask.sum(1).tolist()
+            cands = candidate_spans(marginals, lengths, tagger.tags, tagger.scheme, self.threshold, self.max_len,
+                                    self.max_suggestions)  # fmt: skip
+            for c, more in zip(cands, extra):
+                c.extend(span for span in more if span not in c)
+            probs = tagger.crf.span_probs(emissions, mask, cands)
+        return [[(s, e, lab, p) for (s, e, lab), p in zip(c, ps)] for c, ps in zip(cands, probs)]
+
+    def __call__(self, stream: Iterable[dict]) -> Iterator[tuple[float, dict]]:
+        """``(score, task)`` for each suggested span of each text of ``stream`` (module docstring)."""
+        buffer: list[dict] = []
+        for task in stream:
+            buffer.append(task)
+            if len(buffer) >= self.batch_size:
+                yield from self.suggest(buffer)
+                buffer = []
+        if buffer:
+            yield from self.suggest(buffer)
+
+    def suggest(self, tasks: list[dict]) -> Iterator[tuple[float, dict]]:
+        """``(score, task)`` for the suggested spans of ``tasks``, scored together."""
+        examples = [Example(t["text"], tokens_of(t)) for t in tasks]
+        matches = [{m[:3]: m.pattern for m in self.matcher(ex.words) if self.pattern_ok(m.pattern)}
+                   if self.matcher is not None and ex.tokens else {} for ex in examples]  # fmt: skip
+        order = sorted((i for i, ex in enumerate(examples) if ex.tokens), key=lambda i: len(examples[i]))
+        scored: dict[int, list[tuple[int, int, str, float]]] = {}
+        for j in range(0, len(order), CHUNK):
+            idx = order[j : j + CHUNK]
+            scored.update(zip(idx, self.score([examples[i] for i in idx], [list(matches[i]) for i in idx])))
+        warm = min(1.0, self.memory.n_answers / max(1, self.pattern_warmup))
+        for i, task in enumerate(tasks):
+            if i not in scored:
+                continue
+            key = record_key(task)
+            for s, e, label, p in scored[i]:
+                if (key, s, e, label) in self.memory.asked:
+                    continue
+                pid = matches[i].get((s, e, label))
+                if pid is None and p < self.threshold:
+                    continue
+                meta = dict(task.get("meta") or {})
+                meta["score"] = round(p, 6)  # the exact CRF probability
+                score = p
+                if self.calibrate:
+                    score = self.calibrator(p)
+                    meta["calibrated"] = round(score, 6)
+                if pid is not None:
+                    score = (1.0 - warm) * 0.5 + warm * score
+                    meta["pattern"] = pid
+                out = format_task(task, examples[i], key, s, e, label, meta)
+                if pid is None:
+                    self._offer(out["_task_hash"], p)
+                yield score, out
+
+    def _offer(self, key: int, p: float) -> None:
+        with self.lock:
+            self._offered[key] = p
+            self._offered.move_to_end(key)
+            if len(self._offered) > OFFERED_MAX:
+                self._offered.popitem(last=False)
+
+    def observe(self, answers: Iterable[dict]) -> None:
+        """Answers to this object's own model suggestions (not pattern matches) feed the calibrator,
+        which is refitted when ``calibrate``."""
+        for task in answers:
+            if task.get("answer") in ("accept", "reject") and task.get("_view_id", "ner") == "ner":
+                p = self._offered.pop(task.get("_task_hash"), None)
+                if p is not None:
+                    self.calibrator.add(p, task["answer"] == "accept")
+        if self.calibrate:
+            self.calibrator.fit()
+
+    def predict(self, tasks: Iterable[dict]) -> Iterator[dict]:
+        """Each task with the model's best spans filled in (``ner_manual`` pre-annotation)."""
+        buffer: list[dict] = []
+        for task in tasks:
+            buffer.append(task)
+            if len(buffer) >= self.batch_size:
+                yield from self._predict(buffer)
+                buffer = []
+        if buffer:
+            yield from self._predict(buffer)
+
+    def _predict(self, tasks: list[dict]) -> list[dict]:
+        from sparse_ner.core.predict import predict_tasks
+
+        with self.lock:
+            return list(predict_tasks(self.tagger, tasks, batch_size=self.batch_size))
+
+
+__all__ = ["Suggester", "format_task", "tokens_of"]
