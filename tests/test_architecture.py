@@ -104,5 +104,5 @@ def test_no_import_circle():
 def test_the_walk_sees_imports():
     """The checks above can fail: the walker finds known imports, local ones included."""
     g = graph()
-    assert "core.crf" in g["core.tagger"] and "data.prodigy" in g["loop.online"]
+    assert "core.crf" in g["core.tagger"] and "data.prodigy" in g["loop.memory"]
     assert wing("train") == "entry" and wing("loop.recipes") == "loop"

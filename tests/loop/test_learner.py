@@ -117,6 +117,7 @@ def test_a_step_waits_for_the_lock():
     assert done.is_set() and keys
 
 
+@pytest.mark.gpu  # run on a GPU machine: pytest -m gpu (deselected by default)
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_steps_on_the_gpu_with_and_without_bf16():
     for bf16 in (False, True):

@@ -114,6 +114,7 @@ def test_predict_fills_spans_in_batches():
     assert [t["meta"]["i"] for t in out] == [0, 1, 2, 3] and all("spans" in t and t["tokens"] for t in out)
 
 
+@pytest.mark.gpu  # run on a GPU machine: pytest -m gpu (deselected by default)
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_scores_on_the_gpu_match_the_cpu():
     examples = [Example(t, tokenize(t)) for t in TEXTS]
