@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     ap.add_argument("--max-epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1,
-                    help="OMP/MKL threads of each run (1: robust when the machine is shared; torch's 2-thread "
-                         "kernels slow down ~10x when other processes compete for the 2 cores)")
+                    help="OMP/MKL threads of each run (1: robust when the machine is shared; how much "
+                         "more threads cost under competing processes: see BENCHMARKS.md)")
     ap.add_argument("--results", default=str(ROOT / "bench_results/binary.jsonl"))
     ap.add_argument("--workdir", default="/tmp/sparse_ner_bench")
     ap.add_argument("--report", action="store_true", help="only print the table and write the PNG")

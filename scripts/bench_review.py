@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     from sparse_ner.data.columns import write_columns
     from sparse_ner.core.export import load
     from sparse_ner.review.folds import out_of_fold, write_examples
-    from sparse_ner.training.train import main as train_main
+    from sparse_ner.training.train import fit
 
     data = Path(args.data)
     gold = [ex for _, ex in zip(range(args.sentences), read_columns(data / "train.txt", encoding="iob1"))]
@@ -169,17 +169,17 @@ def main(argv: list[str] | None = None) -> int:
 
         cpu: dict[str, float] = {}  # process CPU seconds: robust to other processes on shared cores
         t0, c0 = time.perf_counter(), time.process_time()
-        assert train_main(["--config", str(config), f"--export_dir={tmp_path / 'model'}"]) == 0
+        model = fit(config, export_dir=tmp_path / "model").model
         results["timing_s"]["train"] = time.perf_counter() - t0
         cpu["train"] = time.process_time() - c0
         t0, c0 = time.perf_counter(), time.process_time()
-        reviews = score_examples(load(tmp_path / "model"), examples)
+        reviews = score_examples(load(model), examples)
         results["timing_s"]["score"] = time.perf_counter() - t0
         cpu["score"] = time.process_time() - c0
         rows = evaluate("in-sample", reviews, examples, truth)
         for k in args.folds:
             t0, c0 = time.perf_counter(), time.process_time()
-            oof = out_of_fold(examples, str(config), k, models_dir=tmp_path / f"k{k}", seed=args.seed)
+            oof = out_of_fold(examples, config, k, models_dir=tmp_path / f"k{k}", seed=args.seed)
             results["timing_s"][f"oof{k}"] = time.perf_counter() - t0
             cpu[f"oof{k}"] = time.process_time() - c0
             rows.update(evaluate(f"oof{k}", oof, examples, truth))

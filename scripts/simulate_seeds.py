@@ -7,10 +7,11 @@
     python scripts/simulate_seeds.py --seeds 0 --strategies uncertainty --set online.calibrate=false \
         --tag uncalibrated --out bench_results/simulate
 
-Each (tag, seed) runs ``python -m sparse_ner.simulate`` into ``OUT/TAG_seedN`` unless its
-``curves.csv`` is already there (so the script resumes). Then every ``OUT/*_seed*/curves.csv`` is
-read and a Markdown table of dev F1 per strategy and answer count (mean, and min-max over seeds)
-is printed, and ``OUT/curves_mean.png`` is drawn (mean line, min-max band).
+Run from the repository root (the config's paths are relative to it). Each (tag, seed) runs
+:func:`sparse_ner.loop.simulate.simulate` into ``OUT/TAG_seedN`` unless its ``curves.csv`` is already
+there (so the script resumes). Then every ``OUT/*_seed*/curves.csv`` is read and a Markdown table of
+dev F1 per strategy and answer count (mean, and min-max over seeds) is printed, and
+``OUT/curves_mean.png`` is drawn (mean line, min-max band).
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
-import subprocess
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def run_seeds(args: argparse.Namespace, out: Path) -> None:
@@ -42,18 +42,20 @@ def run_seeds(args: argparse.Namespace, out: Path) -> None:
         for name in parents:
             node = node.setdefault(name, {})
         node[leaf] = yaml.safe_load(value)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg_path = Path(tmp) / "config.yaml"
-        cfg_path.write_text(yaml.safe_dump(config), encoding="utf8")
-        for seed in args.seeds:
-            folder = out / f"{args.tag}_seed{seed}"
-            if (folder / "curves.csv").exists():
-                print(f"--- {folder}: done already", flush=True)
-                continue
-            cmd = [sys.executable, "-m", "sparse_ner.simulate", "--config", str(cfg_path), "--seed", str(seed),
-                   "--output", str(folder), "--strategies", *args.strategies]  # fmt: skip
-            print("$ " + " ".join(cmd), flush=True)
-            subprocess.run(cmd, cwd=ROOT, check=True)
+
+    from sparse_ner.loop.simulate import load_config, simulate
+
+    for seed in args.seeds:
+        folder = out / f"{args.tag}_seed{seed}"
+        if (folder / "curves.csv").exists():
+            print(f"--- {folder}: done already", flush=True)
+            continue
+        print(f"--- {folder}: strategies {' '.join(args.strategies)}, seed {seed}", flush=True)
+        cfg = load_config(None, {**config, "seed": seed, "output": str(folder), "strategies": args.strategies})
+        rows = simulate(cfg)
+        for strategy in args.strategies:
+            last = [r for r in rows if r["strategy"] == strategy][-1]
+            print(f"{strategy:<12} answers={last['answers']:>5} f1={last['f1']:.4f}", flush=True)
 
 
 def summarize(out: Path) -> str:

@@ -2,7 +2,7 @@
 
 import sys
 
-from sparse_ner.core.evaluate import main
+from sparse_ner.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

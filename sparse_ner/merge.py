@@ -2,7 +2,7 @@
 
 import sys
 
-from sparse_ner.review.merge import main
+from sparse_ner.cli.merge import main
 
 if __name__ == "__main__":
     sys.exit(main())

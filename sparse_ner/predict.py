@@ -2,7 +2,7 @@
 
 import sys
 
-from sparse_ner.core.predict import main
+from sparse_ner.cli.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

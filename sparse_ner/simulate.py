@@ -2,7 +2,7 @@
 
 import sys
 
-from sparse_ner.loop.simulate import main
+from sparse_ner.cli.simulate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 import sys
 
-from sparse_ner.training.train import main
+from sparse_ner.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,9 @@
 """The ``sparse-ner`` console script: ``sparse-ner SUBCOMMAND [ARGS...]``.
 
-Each subcommand is a module with a ``main(argv)`` function, also runnable as ``python -m MODULE``.
+Each subcommand is a module of this package with a ``main(argv)`` function that parses ``argv``,
+calls the library function of its wing and prints; the ``python -m sparse_ner.NAME`` shims call the
+same ``main``. Library code never calls a ``main``: it calls :func:`~sparse_ner.training.train.fit`,
+:func:`~sparse_ner.review.run.review`, :func:`~sparse_ner.review.merge.merge`, ...
 """
 
 from __future__ import annotations
@@ -9,14 +12,14 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("sparse_ner.training.train", "train a tagger from a YAML config (LightningCLI)"),
-    "predict": ("sparse_ner.core.predict", "tag a JSONL file with an exported model"),
-    "evaluate": ("sparse_ner.core.evaluate", "entity P/R/F1 of a model on gold JSONL or a column file"),
+    "train": ("sparse_ner.cli.train", "train a tagger from a YAML config (LightningCLI)"),
+    "predict": ("sparse_ner.cli.predict", "tag a JSONL file with an exported model"),
+    "evaluate": ("sparse_ner.cli.evaluate", "entity P/R/F1 of a model on gold JSONL or a column file"),
     "convert": ("sparse_ner.cli.convert", "convert between db-out JSONL and column files"),
-    "simulate-teach": ("sparse_ner.data.simulate_teach", "turn a gold corpus into simulated ner.teach answers"),
+    "simulate-teach": ("sparse_ner.cli.simulate_teach", "turn a gold corpus into simulated ner.teach answers"),
     "review": ("sparse_ner.cli.review", "rank training examples hardest first for review (Prodigy JSONL + HTML)"),
-    "merge": ("sparse_ner.review.merge", "merge reviewed corrections back into the original answers"),
-    "simulate": ("sparse_ner.loop.simulate", "simulate the annotation loop and compare selection strategies"),
+    "merge": ("sparse_ner.cli.merge", "merge reviewed corrections back into the original answers"),
+    "simulate": ("sparse_ner.cli.simulate", "simulate the annotation loop and compare selection strategies"),
 }
 
 

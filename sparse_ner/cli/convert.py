@@ -1,38 +1,20 @@
-"""``sparse-ner convert INPUT OUTPUT``: convert between db-out JSONL and column files.
+"""``sparse-ner convert INPUT OUTPUT [--from FORMAT] [--to FORMAT]``: db-out JSONL <-> column files.
 
-Formats: ``jsonl`` (Prodigy db-out; inferred from a ``.jsonl`` extension) or a column-file tag
-encoding ``iob1``, ``iob2``/``bio``, ``bioes``, ``bmes`` (give it with ``--from``/``--to``). ``-`` is
-stdin/stdout. JSONL input is merged per text (:func:`read_examples`) and its read report is printed
-to stderr. Writing a column file needs complete examples; sparse ``ner.teach`` answers cannot become
-one (use ``--complete`` only if the accepts really are the full annotation).
+Parses, calls :func:`sparse_ner.data.convert.convert` and prints the reader's report (JSONL input)
+and what was written, to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Iterable
 
-import srsly
-
-from sparse_ner.data.columns import ENCODINGS, read_columns, write_columns
-from sparse_ner.data.example import Example
-from sparse_ner.data.prodigy import DataError, ReadStats, examples_to_tasks, read_examples
-
-FORMATS = ("jsonl",) + ENCODINGS
-
-
-def infer_format(path: str, given: str | None, flag: str) -> str:
-    if given is not None:
-        return given
-    if Path(path).suffix.lower() == ".jsonl":
-        return "jsonl"
-    raise SystemExit(f"convert: cannot infer the format of {path!r}; give {flag} one of {', '.join(FORMATS)}")
+from sparse_ner.data.convert import FORMATS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="sparse-ner convert", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="sparse-ner convert",
+                                description="Convert between db-out JSONL and column files.")  # fmt: skip
     p.add_argument("input", help="input file, or - for stdin")
     p.add_argument("output", help="output file, or - for stdout")
     p.add_argument("--from", dest="src", choices=FORMATS, help="input format (default: from extension)")
@@ -48,28 +30,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sparse_ner.data.convert import convert, infer_format
+    from sparse_ner.data.prodigy import ReadStats
+
     args = parse_args(argv)
-    src = infer_format(args.input, args.src, "--from")
-    dst = infer_format(args.output, args.dst, "--to")
-    examples: Iterable[Example]
+    formats = []
+    for path, given, flag in ((args.input, args.src, "--from"), (args.output, args.dst, "--to")):
+        try:
+            formats.append(infer_format(path, given))
+        except ValueError as err:
+            raise SystemExit(f"convert: {err}: give {flag}") from None
+    src, dst = formats
+    stats = ReadStats()
     try:
-        if src == "jsonl":
-            stats = ReadStats()
-            labels = args.labels.split(",") if args.labels else None
-            on_error = "skip" if args.skip_malformed else "raise"
-            examples = read_examples(args.input, labels, args.complete, stats, on_error=on_error)
-            print(stats.report(), file=sys.stderr)
-        else:
-            sep = {"space": " ", "none": "", None: None}[args.sep]
-            examples = read_columns(args.input, src, args.column, sep)
-        if dst == "jsonl":
-            srsly.write_jsonl(args.output, examples_to_tasks(examples))
-        else:
-            n = write_columns(examples, args.output, dst)
-            print(f"convert: wrote {n} sentences to {args.output}", file=sys.stderr)
-    except (DataError, ValueError) as err:
+        n = convert(args.input, args.output, src, dst, labels=args.labels.split(",") if args.labels else None,
+                    complete=args.complete, column=args.column, sep={"space": " ", "none": ""}.get(args.sep),
+                    on_error="skip" if args.skip_malformed else "raise", stats=stats)  # fmt: skip
+    except ValueError as err:  # DataError included
         print(f"convert: {err}", file=sys.stderr)
         return 1
+    finally:
+        if src == "jsonl" and stats.total:
+            print(stats.report(), file=sys.stderr)
+    what = "records" if dst == "jsonl" else "sentences"
+    print(f"convert: wrote {n} {what} to {args.output}", file=sys.stderr)
     return 0
 
 

@@ -1,26 +1,47 @@
 """``python -m sparse_ner.review DATA -o REVIEW.jsonl (--model MODEL | --config CFG [--folds K])``.
 
-Rank training examples hardest first (:mod:`sparse_ner.review.score`), write them as Prodigy review
-tasks (:mod:`sparse_ner.review.tasks`) and an HTML report (:mod:`sparse_ner.review.report`).
+Parses, calls :func:`sparse_ner.review.run.review` (rank training examples hardest first, write them
+as Prodigy review tasks and an HTML report) and prints the summary. With ``--config``, unknown
+``--section.option[=]VALUE`` arguments become the ``training`` section overrides (values read as YAML,
+as the training command line reads them).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Sequence
+from typing import Any
 
-from sparse_ner.data.example import Example
-from sparse_ner.review.score import DEFAULT_SCORE, SCORES, rank, score_examples
-from sparse_ner.review.tasks import write_tasks
+from sparse_ner.review.score import DEFAULT_SCORE, SCORES
 
 
-def read_data(path: str | Path, labels: Sequence[str] | None = None, column_encoding: str = "iob1") -> list[Example]:
-    """Examples of a db-out JSONL file (merged per text) or a column file; the reader's report to stderr."""
-    from sparse_ner.data.read import read_any
+def training_overrides(extra: list[str]) -> dict[str, Any]:
+    """``["--trainer.max_epochs=5", "--model.lr", "1e-3"]`` -> ``{"trainer": {"max_epochs": 5}, "model": {"lr": "1e-3"}}``."""
+    import inspect
 
-    return read_any(path, gold=False, labels=labels, column_encoding=column_encoding, name="review")
+    import yaml
+
+    from sparse_ner.training.train import fit
+
+    sections = [name for name, p in inspect.signature(fit).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    out: dict[str, Any] = {}
+    args = iter(extra)
+    for arg in args:
+        if not arg.startswith("--"):
+            raise ValueError(f"expected --section.option VALUE, got {arg!r}")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            value = next(args, None)
+            if value is None:
+                raise ValueError(f"{arg} needs a value")
+        *path, leaf = key.split(".")
+        if (path[0] if path else leaf) not in sections:
+            raise ValueError(f"unknown training option {arg!r}: its section is one of {', '.join(sections)}")
+        node = out
+        for name in path:
+            node = node.setdefault(name, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,39 +70,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.model and args.folds is not None:
         parser.error("--folds needs --config (a model given with --model is not retrained)")
+    try:
+        training = training_overrides(extra)
+    except ValueError as err:
+        parser.error(str(err))
 
-    if args.model:
-        from sparse_ner.core.export import load
+    from jsonargparse import ArgumentError
 
-        tagger = load(args.model)
-        examples = read_data(args.data, tagger.labels, args.column_encoding)
-        reviews = score_examples(tagger, examples, args.batch_size)
-        source_note = f"model {args.model} (in-sample if it was trained on this data)"
-    else:
-        from sparse_ner.review.folds import out_of_fold
+    from sparse_ner.review.report import summary
+    from sparse_ner.review.run import review
 
-        examples = read_data(args.data, None, args.column_encoding)
-        folds = args.folds if args.folds is not None else DEFAULT_FOLDS
-        reviews = out_of_fold(examples, args.config, folds, extra, models_dir=args.models_dir, seed=args.seed,
-                              batch_size=args.batch_size)  # fmt: skip
-        source_note = f"{folds}-fold out-of-fold models trained with {args.config}"
-    if not reviews:
-        print("no usable examples in the data", file=sys.stderr)
+    try:
+        result = review(args.data, args.output, model=args.model, config=args.config, folds=args.folds,
+                        score=args.score, top=args.top, html=args.html, report_top=args.report_top,
+                        column_encoding=args.column_encoding, training=training, models_dir=args.models_dir,
+                        seed=args.seed, batch_size=args.batch_size)  # fmt: skip
+    except ArgumentError as err:  # a training override the config's typed options refuse
+        parser.error(f"training options: {err}")
+    except ValueError as err:
+        print(f"review: {err}", file=sys.stderr)
         return 1
-    write_tasks(reviews, args.output, args.score, args.top)
-
-    from sparse_ner.review.report import html_report, summary
-
-    ranked = rank(reviews, args.score)
-    print(summary(ranked, args.score, source=source_note), file=sys.stderr)
-    if args.output != "-" or args.html:
-        html = Path(args.html) if args.html else Path(args.output).with_suffix(".html")
-        html.write_text(html_report(ranked, args.score, top=args.report_top, source=source_note), encoding="utf8")
-        print(f"\nreview tasks: {args.output}\nHTML report: {html}", file=sys.stderr)
+    print(summary(result.ranked, result.score, source=result.source), file=sys.stderr)
+    if result.html is not None:
+        print(f"\nreview tasks: {result.tasks}\nHTML report: {result.html}", file=sys.stderr)
     return 0
-
-
-DEFAULT_FOLDS = 3  # scripts/bench_review.py: best AUPRC of K in {2, 3} under the 3x-cost budget (K=5 costs >= 4x)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Tag texts with an exported model.
+"""Tag texts with an exported model: :func:`predict_tasks` on task dicts, :func:`predict_file` on files.
 
-``python -m sparse_ner.predict MODEL INPUT.jsonl -o OUT.jsonl`` (``-`` is stdin / stdout). Each input
+``python -m sparse_ner.predict MODEL INPUT.jsonl -o OUT.jsonl`` (``-`` is stdin / stdout;
+:mod:`sparse_ner.cli.predict`) runs :func:`predict_file`. Each input
 line is a task with ``text`` (db-out records or ``{"text": ...}``); given ``tokens`` are kept, else
 the default tokenizer (:func:`sparse_ner.data.tokenize.tokenize`) makes them. Each task is written
 back with ``tokens`` and the predicted ``spans``: character ``start``/``end``, ``token_start`` /
@@ -10,9 +11,9 @@ entity (:meth:`sparse_ner.core.crf.CRF.span_probs`). Lines are read and written 
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from sparse_ner.data.example import Example, Token
@@ -59,32 +60,16 @@ def predict_tasks(tagger: Tagger, tasks: Iterable[dict[str, Any]], batch_size: i
             yield out
 
 
-def _read(path: str) -> Iterator[dict[str, Any]]:
-    for _, record in read_jsonl(path):
-        yield record
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sparse_ner.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="exported model folder")
-    parser.add_argument("input", help="JSONL tasks with 'text' (and optionally 'tokens'); - for stdin")
-    parser.add_argument("-o", "--output", default="-", help="output JSONL (default: - for stdout)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-
+def predict_file(model: str | Path, input: str | Path, output: str | Path = "-", batch_size: int = 64,
+                 device: str = "cpu", progress: bool = False) -> int:  # fmt: skip
+    """Tag the JSONL tasks of ``input`` with the exported ``model``, streaming them to ``output``
+    (``-``: stdin / stdout); return how many were written. ``progress``: a progress bar on stderr."""
     from sparse_ner.core.export import load
 
-    tagger = load(args.model, device=args.device)
-    tasks: Iterable[dict[str, Any]] = _read(args.input)
-    if not args.no_progress and sys.stderr.isatty():
+    tagger = load(model, device=device)
+    tasks: Iterable[dict[str, Any]] = (record for _, record in read_jsonl(input))
+    if progress:
         from tqdm import tqdm
 
         tasks = tqdm(tasks, unit=" tasks", desc="predict", file=sys.stderr)
-    write_jsonl(predict_tasks(tagger, tasks, args.batch_size, source=args.input), args.output)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return write_jsonl(predict_tasks(tagger, tasks, batch_size, source=str(input)), output)

@@ -17,20 +17,18 @@ No span is asked twice on one text. Task order is shuffled over the whole corpus
 tasks" is a random budget. Records look like the files in ``shared/data/teach``: ``text``,
 ``tokens``, one span, ``meta`` (``source``, ``sentence`` index, a random ``score``), ``_input_hash``,
 ``_task_hash``, ``_view_id="ner"``, ``answer``, ``_session_id``, ``_annotator_id``.
-Run ``python -m sparse_ner.data.simulate GOLD OUT.jsonl --encoding iob1 --seed 0``.
+:func:`simulate_teach_file` does it file to file; its command line is
+``sparse-ner simulate-teach GOLD OUT.jsonl --encoding iob1 --seed 0`` (:mod:`sparse_ner.cli.simulate_teach`).
 """
 
 from __future__ import annotations
 
-import argparse
 import random
-import sys
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-import srsly
-
 from sparse_ner.data.example import Example, Span
+from sparse_ner.data.io import write_jsonl
 from sparse_ner.data.prodigy import make_task, read_examples
 
 TokenKey = tuple[int, int, str]
@@ -125,34 +123,25 @@ def simulate_teach(
     yield from tasks
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="sparse-ner simulate-teach", description=__doc__.split("\n")[0])
-    p.add_argument("gold", help="gold column file, or db-out .jsonl of complete annotations")
-    p.add_argument("output", help="output .jsonl, or - for stdout")
-    p.add_argument("--encoding", default="iob1", help="tag encoding of a column file (default iob1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--accept-rate", type=float, default=0.5)
-    p.add_argument("--more-rate", type=float, default=0.3)
-    p.add_argument("--ignore-rate", type=float, default=0.02)
-    p.add_argument("--source", help="meta.source (default: the gold file's name)")
-    args = p.parse_args(argv)
-    if Path(args.gold).suffix == ".jsonl":
-        examples = read_examples(args.gold)
+def simulate_teach_file(
+    gold: str | Path,
+    output: str | Path,
+    encoding: str = "iob1",
+    seed: int = 0,
+    accept_rate: float = 0.5,
+    more_rate: float = 0.3,
+    ignore_rate: float = 0.02,
+    source: str | None = None,
+) -> int:
+    """Simulated answers for a gold column file (in ``encoding``) or db-out ``.jsonl`` of complete
+    annotations, written to ``output`` (``-``: stdout); return how many. ``source`` (``meta.source``)
+    defaults to the gold file's name."""
+    if Path(gold).suffix == ".jsonl":
+        examples: Iterable[Example] = read_examples(gold)
     else:
         from sparse_ner.data.columns import read_columns
 
-        examples = list(read_columns(args.gold, args.encoding))
-    tasks = simulate_teach(
-        examples,
-        seed=args.seed,
-        accept_rate=args.accept_rate,
-        more_rate=args.more_rate,
-        ignore_rate=args.ignore_rate,
-        source=args.source or Path(args.gold).stem,
-    )
-    srsly.write_jsonl(args.output, tasks)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        examples = list(read_columns(gold, encoding))
+    tasks = simulate_teach(examples, seed=seed, accept_rate=accept_rate, more_rate=more_rate,
+                           ignore_rate=ignore_rate, source=source or Path(gold).stem)  # fmt: skip
+    return write_jsonl(tasks, output)

@@ -1,14 +1,15 @@
 """Simulate the annotation loop against gold answers and compare question-selection strategies.
 
-``python -m sparse_ner.simulate --config configs/simulate_conll.yaml [--answers 2000] [--strategies
-uncertainty random]``. For each strategy a cold :class:`~sparse_ner.loop.online.OnlineTagger` (same seed,
-same vocabulary, same patterns) is taught by an oracle that accepts a suggested span exactly when it
-is a gold entity (same tokens and label) and rejects it otherwise. Answers are given in batches of
-``batch_size`` (10), each batch goes to ``update()``, and entity F1 on the dev set (its first
-``dev_limit`` sentences; 0: all) is logged every ``eval_every`` answers. With ``idle_steps`` N,
-each ``update()`` is followed by N :meth:`~sparse_ner.loop.online.OnlineTagger.consolidate` steps on
-the answer memory (what ``start_idle_training`` does while a real annotator reads the next
-questions). Strategies:
+:func:`simulate` runs a :class:`SimulationConfig` (:func:`load_config` reads one from YAML); its
+command line is ``python -m sparse_ner.simulate --config configs/simulate_conll.yaml [--answers 2000]
+[--strategies uncertainty random]`` (:mod:`sparse_ner.cli.simulate`). For each strategy a cold
+:class:`~sparse_ner.loop.online.OnlineTagger` (same seed, same vocabulary, same patterns) is taught
+by an oracle that accepts a suggested span exactly when it is a gold entity (same tokens and label)
+and rejects it otherwise. Answers are given in batches of ``batch_size`` (10), each batch goes to
+``update()``, and entity F1 on the dev set (its first ``dev_limit`` sentences; 0: all) is logged
+every ``eval_every`` answers. With ``idle_steps`` N, each ``update()`` is followed by N
+:meth:`~sparse_ner.loop.online.OnlineTagger.consolidate` steps on the answer memory (what
+``start_idle_training`` does while a real annotator reads the next questions). Strategies:
 
 - ``uncertainty``: the training texts in a shuffled order, scored by the model,
   :func:`~sparse_ner.loop.selection.prefer_uncertain` picks the questions (``ner.teach``);
@@ -25,7 +26,6 @@ are relative to the working directory.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
 import json
@@ -33,19 +33,58 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping, TextIO, TypedDict
 
 from sparse_ner.data.example import Example
 from sparse_ner.data.prodigy import input_hash, token_dicts
 
 STRATEGIES = ("uncertainty", "random", "patterns", "static")
+
+
+class SimulationConfig(TypedDict):
+    """The options of a simulation (a YAML config holds some of them; :data:`DEFAULTS` the rest)."""
+
+    train: str  # gold training corpus (column file or complete JSONL): the texts and the oracle
+    dev: str  # gold dev corpus for the periodic F1
+    encoding: str  # tag encoding of column files
+    labels: list[str]
+    patterns: str | None  # match patterns (JSONL) for the cold start and the "patterns" strategy
+    static: str | None  # db-out JSONL of answers for the "static" strategy
+    encoder: str
+    encoder_options: dict[str, Any]
+    tagger_options: dict[str, Any]
+    online: dict[str, Any]  # OnlineTagger.from_config options
+    strategies: list[str]  # some of STRATEGIES
+    answers: int  # answers per strategy
+    batch_size: int  # answers per update()
+    eval_every: int  # answers between dev evaluations
+    dev_limit: int  # dev sentences evaluated (0: all)
+    seed: int
+    threads: int | None  # torch threads (None: torch's default)
+    output: str  # folder for curves.csv, curves.png, config.json
+    idle_steps: int  # consolidate() steps after each update(): the model learning while the annotator works
+    sorter: dict[str, Any]  # options of prefer_uncertain for "uncertainty": algorithm, bias, decay
+
+
+class CurveRow(TypedDict):
+    """One point of a learning curve (a row of ``curves.csv``)."""
+
+    strategy: str
+    answers: int
+    accepts: int
+    precision: float
+    recall: float
+    f1: float
+    seconds: float
+
+
+# train, dev and labels have no default: load_config requires them
 DEFAULTS: dict[str, Any] = {
     "train": None, "dev": None, "encoding": "iob1", "labels": None, "patterns": None, "static": None,
     "encoder": "small", "encoder_options": {}, "tagger_options": {}, "online": {},
     "strategies": ["uncertainty", "random", "patterns"], "answers": 2000, "batch_size": 10,
     "eval_every": 200, "dev_limit": 1000, "seed": 0, "threads": None, "output": "runs/simulate",
-    "idle_steps": 0,  # consolidate() steps after each update(): the model learning while the annotator works
-    "sorter": {},  # options of prefer_uncertain for "uncertainty": algorithm, bias, decay
+    "idle_steps": 0, "sorter": {},
 }  # fmt: skip
 
 
@@ -74,7 +113,7 @@ def dev_f1(online: Any, dev: list[Example]) -> dict[str, float]:
     from sparse_ner.core.metrics import EntityF1
 
     metric = EntityF1(online.labels)
-    with online._lock:
+    with online.lock:
         preds = online.tagger.tag(dev, batch_size=128)
     metric.update([[s[:3] for s in spans] for spans in preds], [[s.key for s in ex.accepted] for ex in dev])
     return {k: float(v) for k, v in metric.compute().items() if k in ("precision", "recall", "f1")}
@@ -101,8 +140,8 @@ def questions(strategy: str, online: Any, tasks: list[dict], static: str | None,
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
 
 
-def run(strategy: str, cfg: dict, train: list[Example], dev: list[Example],
-        log: Any = None) -> list[dict]:  # fmt: skip
+def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Example],
+        log: TextIO | None = None) -> list[CurveRow]:  # fmt: skip
     """One simulated annotation session; returns the logged rows."""
     import torch
 
@@ -119,13 +158,14 @@ def run(strategy: str, cfg: dict, train: list[Example], dev: list[Example],
     gold = {(ex.input_hash if ex.input_hash is not None else input_hash(ex.text)): {s.key for s in ex.accepted}
             for ex in train}  # fmt: skip
     stream = questions(strategy, online, tasks, cfg["static"], cfg["sorter"])
-    rows: list[dict] = []
+    rows: list[CurveRow] = []
     answered = accepts = 0
     start = time.perf_counter()
 
     def record() -> None:
-        row = {"strategy": strategy, "answers": answered, "accepts": accepts, **dev_f1(online, dev),
-               "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+        f1 = dev_f1(online, dev)
+        row = CurveRow(strategy=strategy, answers=answered, accepts=accepts, precision=f1["precision"],
+                       recall=f1["recall"], f1=f1["f1"], seconds=round(time.perf_counter() - start, 1))  # fmt: skip
         rows.append(row)
         if log is not None:
             print(json.dumps(row), file=log, flush=True)
@@ -151,7 +191,7 @@ def run(strategy: str, cfg: dict, train: list[Example], dev: list[Example],
     return rows
 
 
-def plot(rows: list[dict], path: Path, title: str = "") -> None:
+def plot(rows: list[CurveRow], path: Path, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,25 +211,29 @@ def plot(rows: list[dict], path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any]) -> dict:
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> SimulationConfig:
+    """:data:`DEFAULTS`, then the YAML file at ``path``, then ``overrides`` (a ``None`` value sets nothing)."""
     import yaml
 
     cfg = dict(DEFAULTS)
+    layers: list[tuple[str, Mapping[str, Any]]] = []
     if path:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf8")) or {}
-        unknown = set(loaded) - set(DEFAULTS)
+        layers.append((str(path), yaml.safe_load(Path(path).read_text(encoding="utf8")) or {}))
+    layers.append(("overrides", {k: v for k, v in (overrides or {}).items() if v is not None}))
+    for where, layer in layers:
+        unknown = set(layer) - set(DEFAULTS)
         if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
-        cfg.update(loaded)
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
+        cfg.update(layer)
     for key in ("train", "dev", "labels"):
         if not cfg[key]:
             raise ValueError(f"the config needs {key!r}")
-    return cfg
+    return SimulationConfig(**cfg)  # type: ignore[typeddict-item]
 
 
-def simulate(cfg: dict, log: Any = sys.stderr) -> list[dict]:
-    """Run every strategy of ``cfg``; write ``curves.csv``, ``curves.png`` and ``config.json``."""
+def simulate(cfg: SimulationConfig, log: TextIO | None = sys.stderr) -> list[CurveRow]:
+    """Run every strategy of ``cfg``; write ``curves.csv``, ``curves.png`` and ``config.json`` to
+    ``cfg["output"]``; return the rows of the curves (one JSON line per row to ``log`` as they come)."""
     if cfg["threads"]:
         import torch
 
@@ -201,7 +245,7 @@ def simulate(cfg: dict, log: Any = sys.stderr) -> list[dict]:
     out = Path(cfg["output"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf8")
-    rows: list[dict] = []
+    rows: list[CurveRow] = []
     for strategy in cfg["strategies"]:
         rows += run(strategy, cfg, train, dev, log)
         write_csv(rows, out / "curves.csv")
@@ -209,33 +253,10 @@ def simulate(cfg: dict, log: Any = sys.stderr) -> list[dict]:
     return rows
 
 
-def write_csv(rows: Iterable[dict], path: Path) -> None:
+def write_csv(rows: Iterable[CurveRow], path: Path) -> None:
     rows = list(rows)
     with open(path, "w", newline="", encoding="utf8") as f:
         writer = csv.DictWriter(f, fieldnames=["strategy", "answers", "accepts", "precision", "recall", "f1", "seconds"])
         writer.writeheader()
         writer.writerows(rows)
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sparse_ner.simulate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", help="YAML config (keys: see sparse_ner.simulate.DEFAULTS)")
-    p.add_argument("--answers", type=int, help="answers per strategy")
-    p.add_argument("--strategies", nargs="+", choices=STRATEGIES)
-    p.add_argument("--eval-every", type=int, dest="eval_every")
-    p.add_argument("--dev-limit", type=int, dest="dev_limit", help="dev sentences for the periodic F1 (0: all)")
-    p.add_argument("--threads", type=int, help="torch threads")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--output", help="output folder")
-    args = vars(p.parse_args(argv))
-    cfg = load_config(args.pop("config"), args)
-    rows = simulate(cfg)
-    for strategy in cfg["strategies"]:
-        last = [r for r in rows if r["strategy"] == strategy][-1]
-        print(f"{strategy:<12} answers={last['answers']:>5} accepts={last['accepts']:>5} f1={last['f1']:.4f}")
-    print(f"wrote {Path(cfg['output']) / 'curves.csv'} and curves.png")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,17 +2,18 @@
 
 Texts are assigned to folds by a seeded hash of their ``_input_hash`` (so every answer on one text
 lands in the same fold, independently of file order). Each model is trained by
-``python -m sparse_ner.train`` with the given YAML config, its ``data.train`` replaced by the other
-folds (written as db-out JSONL: the original records of sparse texts, a ``ner_manual`` accept for
-complete ones), no test set and no ``max_tasks`` cap; extra ``--section.option`` arguments override
-the config (e.g. fewer epochs). The dev set of the config still selects each model's checkpoint.
+:func:`sparse_ner.training.train.fit` with the given YAML config, its ``data.train`` replaced by the
+other folds (written as db-out JSONL: the original records of sparse texts, a ``ner_manual`` accept
+for complete ones), no test set and no ``max_tasks`` cap; ``training`` holds section overrides of the
+config (e.g. ``{"trainer": {"max_epochs": 5}}``). The dev set of the config still selects each
+model's checkpoint.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from sparse_ner.data.example import Example
 from sparse_ner.data.prodigy import examples_to_tasks, hash32, input_hash, write_jsonl
@@ -35,32 +36,34 @@ def write_examples(examples: Sequence[Example], path: Path) -> None:
     write_jsonl(examples_to_tasks(examples), path)
 
 
-def train_fold(train: Sequence[Example], config: str, folder: Path, name: str, extra: Sequence[str] = ()) -> Path:
-    """Train one tagger on ``train`` with ``config`` (plus ``extra`` overrides); return its model folder."""
-    from sparse_ner.training.train import main as train_main
+def train_fold(train: Sequence[Example], config: str | Path, folder: Path, name: str,
+               training: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
+    """Train one tagger on ``train`` with ``config`` (and ``training`` section overrides); return its model folder."""
+    from sparse_ner.training.train import fit
 
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / f"{name}_train.jsonl"
     write_examples(train, data)
-    model = folder / name / "model"
-    args = ["--config", str(config), f"--data.train={data}", "--data.test=null", "--data.max_tasks=null",
-            f"--trainer.default_root_dir={folder / name}", f"--run_name={name}", f"--export_dir={model}",
-            *extra]  # fmt: skip
-    if train_main(args) != 0:
-        raise RuntimeError(f"training fold {name} failed")
-    return model
+    sections = dict(training or {})
+    sections["data"] = {**sections.get("data", {}), "train": str(data), "test": None, "max_tasks": None}
+    sections["trainer"] = {**sections.get("trainer", {}), "default_root_dir": str(folder / name)}
+    sections.update(run_name=name, export_dir=folder / name / "model")
+    return fit(config, **sections).model
 
 
 def out_of_fold(
     examples: Sequence[Example],
-    config: str,
+    config: str | Path,
     folds: int,
-    extra: Sequence[str] = (),
+    *,
+    training: Mapping[str, Any] | None = None,
     models_dir: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 64,
 ) -> list[Review]:
-    """Every example scored by the model trained on the other folds, in data order."""
+    """Every example scored by the model trained on the other folds, in data order (``Review.fold`` set).
+
+    ``models_dir`` keeps the fold models and their training files (default: a temporary folder)."""
     from sparse_ner.core.export import load
 
     assignment = assign_folds(examples, folds, seed)
@@ -72,7 +75,7 @@ def out_of_fold(
             if not held:
                 continue
             train = [ex for ex, f in zip(examples, assignment) if f != k]
-            tagger = load(train_fold(train, config, root, f"fold{k}", extra))
+            tagger = load(train_fold(train, config, root, f"fold{k}", training))
             for i, r in zip(held, score_examples(tagger, [examples[i] for i in held], batch_size)):
                 r.index, r.fold = i, k
                 reviews[i] = r

@@ -1,32 +1,33 @@
 """Merge reviewed corrections back into the original answers, keeping everything else as it was.
 
-``python -m sparse_ner.merge ORIGINAL.jsonl CORRECTIONS.jsonl -o MERGED.jsonl [--key input|task]``
+:func:`merge` works on files (``python -m sparse_ner.merge ORIGINAL.jsonl CORRECTIONS.jsonl -o MERGED.jsonl
+[--key input|task]``, :mod:`sparse_ner.cli.merge`), :func:`merge_corrections` on records.
 
 - Records are matched by ``_input_hash`` (default; a record without one gets the hash of its text, as
-  :func:`sparse_ner.data.prodigy.read_examples` does), or by ``_task_hash`` with ``--key task``.
+  :func:`sparse_ner.data.prodigy.read_examples` does), or by ``_task_hash`` with ``key="task"``.
 - Every original record whose key has a correction is *replaced*: the corrections of that key are
   written where its first original record was. Every other original record is *kept*, byte for byte
   the same JSON object, in its original order. Corrections whose key matches no original record are
-  *unmatched*: appended at the end (nothing is lost), or dropped with ``--drop-unmatched``.
+  *unmatched*: appended at the end (nothing is lost), or dropped with ``drop_unmatched``.
 - A correction answered ``ignore`` (the reviewer skipped it) does not replace anything.
 - Corrections are cleaned as :func:`sparse_ner.review.strip_predicted` would (for corrections saved
   without the recipe's ``before_db``): ``LABEL:PREDICTED`` spans are dropped, and a text whose original
   annotation was binary is saved as a binary ``ner`` accept, followed by ``ner`` rejects of its
   original rejected spans that the reviewer did not accept (kept in ``_review``).
 - When a review task was answered several times, the last answer counts (``superseded``).
-- ``--replaced FILE`` writes the replaced original records, so that the merge can be undone.
+- ``replaced=FILE`` writes the replaced original records, so that the merge can be undone.
 
-The counts of replaced, kept, unmatched, ignored and superseded records are printed.
+The counts of replaced, kept, unmatched, ignored and superseded records are returned.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from sparse_ner.data.prodigy import input_hash, read_jsonl, task_hash, write_jsonl
+from sparse_ner.data.io import read_jsonl, write_jsonl
+from sparse_ner.data.prodigy import input_hash, task_hash
 from sparse_ner.review.tasks import PREDICTED, strip_predicted
 
 Key = Literal["input", "task"]
@@ -110,31 +111,26 @@ def merge_corrections(
     return merged, replaced, counts
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sparse_ner.merge",
-                                     description="Replace original answers by reviewed corrections.")  # fmt: skip
-    parser.add_argument("original", help="the original db-out JSONL")
-    parser.add_argument("corrections", help="the corrections (db-out of the review dataset)")
-    parser.add_argument("-o", "--output", required=True, help="merged JSONL (- for stdout)")
-    parser.add_argument("--key", choices=("input", "task"), default="input",
-                        help="match by _input_hash (default) or _task_hash")  # fmt: skip
-    parser.add_argument("--drop-unmatched", action="store_true", help="do not append unmatched corrections")
-    parser.add_argument("--replaced", default=None, help="also write the replaced original records here")
-    args = parser.parse_args(argv)
+def merge(
+    original: str | Path,
+    corrections: str | Path,
+    output: str | Path,
+    key: Key = "input",
+    drop_unmatched: bool = False,
+    replaced: str | Path | None = None,
+) -> Counter[str]:
+    """Merge the corrections file into the original db-out file, writing ``output`` (``-``: stdout).
 
-    original = [r for _, r in read_jsonl(args.original)]
-    corrections = [r for _, r in read_jsonl(args.corrections)]
-    merged, replaced, counts = merge_corrections(original, corrections, args.key, args.drop_unmatched)
-    write_jsonl(merged, args.output)
-    if args.replaced:
-        write_jsonl(replaced, args.replaced)
-    unmatched = "dropped" if args.drop_unmatched else "appended"
-    print(f"originals: {len(original)} records: {counts['replaced']} replaced, {counts['kept']} kept\n"
-          f"corrections: {counts['corrections']} records: {counts['unmatched']} keys unmatched ({unmatched}), "
-          f"{counts['ignored']} ignored, {counts['superseded']} superseded\n"
-          f"written: {counts['written']} records to {args.output}", file=sys.stderr)  # fmt: skip
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    Returns the counts of :func:`merge_corrections` (``replaced``, ``kept``, ``corrections``,
+    ``unmatched`` keys, ``ignored``, ``superseded``, ``written``). ``replaced`` also writes the replaced
+    original records there.
+    """
+    if key not in ("input", "task"):
+        raise ValueError(f"key must be 'input' or 'task', not {key!r}")
+    originals = [r for _, r in read_jsonl(original)]
+    fixes = [r for _, r in read_jsonl(corrections)]
+    merged, old, counts = merge_corrections(originals, fixes, key, drop_unmatched)
+    write_jsonl(merged, output)
+    if replaced is not None:
+        write_jsonl(old, replaced)
+    return counts

@@ -15,7 +15,8 @@ from sparse_ner.data.prodigy import DataError
 from sparse_ner.core.encoders import build_encoder
 from sparse_ner.core.export import export
 from sparse_ner.core.tagger import Tagger
-from sparse_ner.core.predict import main, predict_tasks
+from sparse_ner.cli.predict import main
+from sparse_ner.core.predict import predict_tasks
 
 WORDS = [["John", "lives", "in", "Paris", "."], ["Hello", "world"]]
 

@@ -6,7 +6,7 @@ import srsly
 
 from sparse_ner.data.columns import make_example
 from sparse_ner.data.prodigy import ReadStats, read_examples
-from sparse_ner.data.simulate_teach import main as simulate_main
+from sparse_ner.cli.simulate_teach import main as simulate_main
 from sparse_ner.data.simulate_teach import simulate_teach
 from sparse_ner.tags import encode_spans
 

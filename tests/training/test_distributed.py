@@ -78,7 +78,7 @@ def _train(paths: dict[str, Path], out: Path, devices: int, batch_size: int) -> 
         import contextlib
         import io
 
-        from sparse_ner.training.train import main
+        from sparse_ner.cli.train import main
 
         stdout, threads = io.StringIO(), torch.get_num_threads()
         torch.set_num_threads(1)

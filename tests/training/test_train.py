@@ -17,7 +17,7 @@ from synthetic import make_corpus, train_args  # noqa: E402  (tests/synthetic.py
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from sparse_ner.training.train import main
+    from sparse_ner.cli.train import main
 
     folder = tmp_path_factory.mktemp("train")
     paths = make_corpus(folder)
