@@ -11,7 +11,11 @@ Public API (imported lazily, so ``import sparse_ner`` is cheap):
   ``ReadStats``; ``read_columns(path, encoding)``: column files -> complete ``Example`` s; ``tokenize``.
 - ``EntityF1``: entity-level precision / recall / F1 (a torchmetrics ``Metric``).
 - ``TaggerModule``, ``TaggerDataModule``: the Lightning pieces behind ``python -m sparse_ner.train``.
-- ``predict_tasks(tagger, tasks)``: tag db-out-style dicts; ``evaluate(model, gold)``: P/R/F1 dict.
+- ``predict_tasks(tagger, tasks)``: tag db-out-style dicts; ``predict_file(model, input, output)``;
+  ``evaluate(model, gold)``: P/R/F1 dict.
+- The commands as typed functions: ``fit(config, data=..., model=..., trainer=...) -> FitResult``
+  (``.model`` is the exported folder), ``review(data, output, model=... | config=..., folds=...)``,
+  ``merge(original, corrections, output)``. Every output is written atomically, never over an input.
 - ``OnlineTagger``: the model in the annotation loop (``update(answers)``, ``model(stream)`` ->
   ``(score, task)``, ``to_disk`` / ``from_disk``); ``prefer_uncertain`` sorter; ``PatternMatcher``,
   ``read_patterns`` for match-pattern cold starts (needs spaCy: the ``online`` extra).
@@ -49,6 +53,10 @@ _EXPORTS: dict[str, str] = {
     "TaggerModule": "sparse_ner.training.module",
     "TaggerDataModule": "sparse_ner.training.datamodule",
     "predict_tasks": "sparse_ner.core.predict",
+    "predict_file": "sparse_ner.core.predict",
+    "fit": "sparse_ner.training.train",
+    "review": "sparse_ner.review.run",
+    "merge": "sparse_ner.review.merge",
     "evaluate": "sparse_ner.core.evaluate",
     "score_examples": "sparse_ner.review.score",
     "Review": "sparse_ner.review.score",

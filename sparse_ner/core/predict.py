@@ -16,26 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from sparse_ner.data.example import Example, Token
-from sparse_ner.data.prodigy import DataError, read_jsonl, write_jsonl
-from sparse_ner.data.tokenize import tokenize
+from sparse_ner.data.example import Example
+from sparse_ner.data.io import read_jsonl, write_jsonl
+from sparse_ner.data.prodigy import parse_tokens
 from sparse_ner.core.tagger import Tagger
-
-
-def _tokens(task: dict[str, Any], where: str) -> list[Token]:
-    text = task.get("text")
-    if not isinstance(text, str):
-        raise DataError(f"{where}: no 'text' string in the task")
-    if not task.get("tokens"):
-        return tokenize(text)
-    try:
-        tokens = [Token(t["text"], t["start"], t["end"], bool(t.get("ws", True))) for t in task["tokens"]]
-    except (KeyError, TypeError) as err:
-        raise DataError(f"{where}: malformed tokens ({err!r})") from None
-    for t in tokens:
-        if text[t.start : t.end] != t.text:
-            raise DataError(f"{where}: token {t.text!r} does not match text[{t.start}:{t.end}]")
-    return tokens
 
 
 def predict_tasks(tagger: Tagger, tasks: Iterable[dict[str, Any]], batch_size: int = 64,
@@ -43,7 +27,8 @@ def predict_tasks(tagger: Tagger, tasks: Iterable[dict[str, Any]], batch_size: i
     """Yield each task with ``tokens`` and predicted ``spans`` (streams, ``batch_size`` at a time)."""
     numbered = iter(enumerate(tasks, start=1))
     while batch := list(itertools.islice(numbered, batch_size)):
-        examples = [Example(t["text"], _tokens(t, f"{source}:{n}")) for n, t in batch]
+        examples = [Example(t["text"], parse_tokens(t if t.get("tokens") else {**t, "tokens": None}, where=f"{source}:{n}"))
+                    for n, t in batch]  # fmt: skip
         nonempty = [ex for ex in examples if ex.tokens]
         preds = iter(tagger.tag(nonempty, batch_size=batch_size))
         for (_, task), ex in zip(batch, examples):
@@ -72,4 +57,4 @@ def predict_file(model: str | Path, input: str | Path, output: str | Path = "-",
         from tqdm import tqdm
 
         tasks = tqdm(tasks, unit=" tasks", desc="predict", file=sys.stderr)
-    return write_jsonl(predict_tasks(tagger, tasks, batch_size, source=str(input)), output)
+    return write_jsonl(predict_tasks(tagger, tasks, batch_size, source=str(input)), output, inputs=[input])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from sparse_ner.data.example import Example, Span, Token
-from sparse_ner.data.prodigy import DataError
+from sparse_ner.data.io import DataError, open_atomic
 from sparse_ner.data.tokenize import is_cjk
 from sparse_ner.tags import decode_tags, encode_spans, split_tag
 
@@ -115,15 +115,15 @@ def read_documents(
     return docs
 
 
-def write_columns(examples: Iterable[Example], path: str | Path, encoding: str = "iob2") -> int:
+def write_columns(examples: Iterable[Example], path: str | Path, encoding: str = "iob2",
+                  inputs: Iterable[str | Path] = ()) -> int:  # fmt: skip
     """Write complete examples as ``token tag`` lines, a blank line after each; return the count.
 
-    ``path`` ``-`` is stdout. Raises ValueError for a sparse example or a token containing whitespace.
+    ``path`` ``-`` is stdout; the file is written atomically and never over one of ``inputs``. Raises ValueError for a sparse example or a token containing whitespace.
     """
     enc = _check_encoding(encoding)
-    f = sys.stdout if str(path) == "-" else open(path, "w", encoding="utf8")
     n = 0
-    try:
+    with open_atomic(path, inputs) as f:  # a failure leaves an existing file as it was
         for i, ex in enumerate(examples):
             if not ex.complete:
                 raise ValueError(
@@ -137,7 +137,4 @@ def write_columns(examples: Iterable[Example], path: str | Path, encoding: str =
                 f.write(f"{tok.text} {tag}\n")
             f.write("\n")
             n += 1
-    finally:
-        if f is not sys.stdout:
-            f.close()
     return n

@@ -62,5 +62,5 @@ def convert(
     else:
         examples = read_columns(input, src, column, sep)
     if dst == "jsonl":
-        return write_jsonl(examples_to_tasks(examples), output)
-    return write_columns(examples, output, dst)
+        return write_jsonl(examples_to_tasks(examples), output, inputs=[input])
+    return write_columns(examples, output, dst, inputs=[input])

@@ -4,19 +4,20 @@
   blank lines are skipped, and a line that is not valid UTF-8 or not a JSON object raises
   :class:`DataError` naming the file and line (or, with ``on_error="skip"``, is counted as
   ``malformed_json``: never silently dropped).
-- :func:`write_jsonl` writes to a temporary file in the target folder and renames it over the
+- :func:`write_jsonl` (and every other writer, through :func:`open_atomic`) writes to a temporary file in the target folder and renames it over the
   target only when every record is written, so a failure never leaves an emptied or half-written
   file; it refuses to write over one of its own inputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import IO, Any, Iterable, Iterator, Literal
 
 import srsly
 
@@ -74,17 +75,15 @@ def _count(stats: Any) -> None:
         stats.counts["malformed_json"] += 1
 
 
-def write_jsonl(records: Iterable[dict], path: str | Path, inputs: Iterable[str | Path] = ()) -> int:
-    """Write ``records`` as JSONL (``-``: stdout), UTF-8 unescaped, atomically; return how many.
-
-    ``inputs``: the files the records are read from; writing over one of them is refused (it would
-    be emptied before it is read)."""
+@contextlib.contextmanager
+def open_atomic(path: str | Path, inputs: Iterable[str | Path] = ()) -> Iterator[IO[str]]:
+    """A text file to write ``path`` through (``-``: stdout): written to a temporary file in the
+    target folder and renamed over ``path`` only when the ``with`` block ends without an error, so
+    a failure never leaves an emptied or half-written file. Writing over one of ``inputs`` is refused."""
     if str(path) == "-":
-        n = 0
-        for n, record in enumerate(records, 1):
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        yield sys.stdout
         sys.stdout.flush()
-        return n
+        return
     target = Path(path)
     for other in inputs:
         if str(other) != "-" and Path(other).exists() and target.exists() and target.resolve() == Path(other).resolve():
@@ -94,16 +93,23 @@ def write_jsonl(records: Iterable[dict], path: str | Path, inputs: Iterable[str 
     folder = target.parent if str(target.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    n = 0
     try:
         with os.fdopen(fd, "w", encoding="utf8") as out:
-            for n, record in enumerate(records, 1):
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            yield out
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_jsonl(records: Iterable[dict], path: str | Path, inputs: Iterable[str | Path] = ()) -> int:
+    """Write ``records`` as JSONL (``-``: stdout), UTF-8 unescaped, atomically (:func:`open_atomic`);
+    return how many. ``inputs``: the files the records are read from (never written over)."""
+    n = 0
+    with open_atomic(path, inputs) as out:
+        for n, record in enumerate(records, 1):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
     return n
 
 
-__all__ = ["DataError", "read_jsonl", "write_jsonl"]
+__all__ = ["DataError", "open_atomic", "read_jsonl", "write_jsonl"]

@@ -144,4 +144,4 @@ def simulate_teach_file(
         examples = list(read_columns(gold, encoding))
     tasks = simulate_teach(examples, seed=seed, accept_rate=accept_rate, more_rate=more_rate,
                            ignore_rate=ignore_rate, source=source or Path(gold).stem)  # fmt: skip
-    return write_jsonl(tasks, output)
+    return write_jsonl(tasks, output, inputs=[gold])

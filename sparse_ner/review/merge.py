@@ -130,7 +130,7 @@ def merge(
     originals = [r for _, r in read_jsonl(original)]
     fixes = [r for _, r in read_jsonl(corrections)]
     merged, old, counts = merge_corrections(originals, fixes, key, drop_unmatched)
-    write_jsonl(merged, output)
+    write_jsonl(merged, output, inputs=[original, corrections])
     if replaced is not None:
-        write_jsonl(old, replaced)
+        write_jsonl(old, replaced, inputs=[original, corrections, output])
     return counts
