@@ -14,8 +14,8 @@ Public API (imported lazily, so ``import sparse_ner`` is cheap):
 - ``predict_tasks(tagger, tasks)``: tag db-out-style dicts; ``predict_file(model, input, output)``;
   ``evaluate(model, gold)``: P/R/F1 dict.
 - The commands as typed functions: ``fit(config, data=..., model=..., trainer=...) -> FitResult``
-  (``.model`` is the exported folder), ``review(data, output, model=... | config=..., folds=...)``,
-  ``merge(original, corrections, output)``. Every output is written atomically, never over an input.
+  (``.model`` is the exported folder), ``review_file(data, output, model=... | config=..., folds=...)``,
+  ``merge_files(original, corrections, output)``. Every output is written atomically, never over an input.
 - ``OnlineTagger``: the model in the annotation loop (``update(answers)``, ``model(stream)`` ->
   ``(score, task)``, ``to_disk`` / ``from_disk``); ``prefer_uncertain`` sorter; ``PatternMatcher``,
   ``read_patterns`` for match-pattern cold starts (needs spaCy: the ``online`` extra).
@@ -55,8 +55,8 @@ _EXPORTS: dict[str, str] = {
     "predict_tasks": "sparse_ner.core.predict",
     "predict_file": "sparse_ner.core.predict",
     "fit": "sparse_ner.training.train",
-    "review": "sparse_ner.review.run",
-    "merge": "sparse_ner.review.merge",
+    "review_file": "sparse_ner.review.run:review",  # not `review`/`merge`: those name subpackages/modules
+    "merge_files": "sparse_ner.review.merge:merge",
     "evaluate": "sparse_ner.core.evaluate",
     "score_examples": "sparse_ner.review.score",
     "Review": "sparse_ner.review.score",
@@ -73,7 +73,8 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        module, _, attr = _EXPORTS[name].partition(":")
+        value = getattr(importlib.import_module(module), attr or name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'sparse_ner' has no attribute {name!r}")

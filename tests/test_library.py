@@ -63,3 +63,13 @@ def test_convert_refuses_to_write_over_its_input(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="own input"):
         convert(paths["dev"], paths["dev"])
     assert Path(paths["dev"]).read_text() == before
+
+
+def test_public_names_resolve_even_after_the_subpackages_are_imported() -> None:
+    import sparse_ner
+    import sparse_ner.review.score  # noqa: F401  (sets the attribute `review` to the subpackage)
+    from sparse_ner.review.merge import merge
+    from sparse_ner.review.run import review
+
+    assert sparse_ner.review_file is review and sparse_ner.merge_files is merge
+    assert all(getattr(sparse_ner, name) is not None for name in sparse_ner.__all__)
