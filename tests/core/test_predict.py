@@ -86,3 +86,21 @@ def test_predict_module_runs(model_dir: Path) -> None:
                          input='{"text": "Paris"}\n', capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["text"] == "Paris"
+
+
+def test_predictions_are_not_annotations_and_bad_lines_are_skipped_by_line(model_dir: Path, tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    from sparse_ner.core.predict import predict_file
+
+    gold = {"text": "John lives in Paris .", "answer": "accept", "_view_id": "ner_manual", "_input_hash": 5,
+            "_task_hash": 6, "_session_id": "s", "spans": []}  # fmt: skip
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(gold) + "\n\n" + json.dumps({"text": "ab", "tokens": [{"start": 0, "end": 9}]}) + "\n"
+                   + json.dumps({"text": "Hello world"}) + "\n")  # fmt: skip
+    with caplog.at_level("WARNING"):
+        n = predict_file(model_dir, src, tmp_path / "out.jsonl")
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert n == 2 and [o["text"] for o in out] == ["John lives in Paris .", "Hello world"]
+    assert "in.jsonl:3" in caplog.text  # the real line of the bad task (line 2 is blank)
+    assert not {"answer", "_view_id", "_session_id"} & set(out[0]) and out[0]["_input_hash"] == 5
+    assert isinstance(out[0]["_task_hash"], int) and out[0]["_task_hash"] != 6
