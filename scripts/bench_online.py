@@ -42,7 +42,7 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 def bench(encoder: str, args: argparse.Namespace) -> dict:
-    from sparse_ner.data.prodigy import read_jsonl
+    from sparse_ner.data.io import read_jsonl
     from sparse_ner.loop.online import OnlineTagger
     from sparse_ner.loop.patterns import read_patterns
     from sparse_ner.loop.simulate import as_task, read_gold
@@ -55,8 +55,8 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     options = {"steps": args.steps} if args.steps else {}
     if args.bf16 != "auto":
         options["bf16"] = args.bf16 == "on"
-    online = OnlineTagger.from_config(LABELS, encoder, texts=texts, patterns=patterns,
-                                      tagger_options={"entity_ratio": 0.15}, **options)  # fmt: skip
+    online = OnlineTagger.from_config(LABELS, {"encoder": encoder, "entity_ratio": 0.15}, texts=texts,
+                                      patterns=patterns, **options)  # fmt: skip
     answers = (r for _, r in read_jsonl(DATA / "teach" / "conll2003_train_teach.jsonl"))
     warm = list(itertools.islice(answers, args.warmup))
     for i in range(0, len(warm), 10):

@@ -54,14 +54,15 @@ Merging (all records sharing ``_input_hash``, else a hash of the text, make one 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from sparse_ner.data.example import Example, Span, Token
-from sparse_ner.data.hashes import hash32, input_hash, record_key, task_hash  # noqa: F401  (re-exported)
-from sparse_ner.data.io import DataError, read_jsonl, write_jsonl  # noqa: F401  (re-exported)
+from sparse_ner.data.hashes import input_hash, record_key, task_hash
+from sparse_ner.data.io import DataError, read_jsonl
 from sparse_ner.data.tokenize import tokenize
 
 BINARY_VIEWS = ("ner",)
@@ -253,6 +254,30 @@ def _parse(
 
 
 # --- merging the answers on one text -----------------------------------------------------------
+
+
+KEPT_REASONS = ("ignored_answer", "rejected_manual_answer")  # valid answers the reader does not use
+
+
+def check_record(record: Any, labels: Iterable[str] | None = None) -> str | None:
+    """Why one answered record is malformed (a reason of :data:`REASONS`), or None when it is a valid
+    answer: the reader's checks of :func:`read_examples` on this record alone. Ignored answers and
+    rejected manual answers are valid (their fields are checked all the same); the record must also
+    be JSON-serializable, its ``meta`` a dict and its ``_task_hash`` an int when present."""
+    if not isinstance(record, dict):
+        return "malformed_json"
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf8")
+    except (TypeError, ValueError):
+        return "malformed_json"
+    meta, thash = record.get("meta"), record.get("_task_hash")
+    if (meta is not None and not isinstance(meta, dict)) or not (thash is None or _is_int(thash)):
+        return "missing_field"
+    probe = record
+    if record.get("answer") == "ignore" or (record.get("answer") == "reject" and record.get("_view_id") in MANUAL_VIEWS):
+        probe = {**record, "answer": "accept"}
+    reason = _parse(probe, set(labels) if labels is not None else None, tokenize, ReadStats())
+    return reason if isinstance(reason, str) and reason not in KEPT_REASONS else None
 
 
 def _overlaps(a: Span, b: Span) -> bool:

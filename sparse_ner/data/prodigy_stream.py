@@ -66,7 +66,8 @@ def read_source(source: str) -> Iterator[dict]:
     """The tasks of a JSONL source, lazily, each with Prodigy's hashes (recomputed, as Prodigy's
     ``get_stream(rehash=True)`` does). A line that is not a JSON object, or a task without a
     non-empty ``text``, is logged with its line number and skipped."""
-    from sparse_ner.data.prodigy import ReadStats, read_jsonl
+    from sparse_ner.data.io import read_jsonl
+    from sparse_ner.data.prodigy import ReadStats
 
     if str(source) != "-" and not Path(source).is_file():
         raise RecipeError(f"source file not found: {source}")

@@ -24,30 +24,15 @@ from typing import Any, Callable, Iterable, Sequence
 
 from sparse_ner.data.example import Example
 from sparse_ner.data.hashes import record_key
-from sparse_ner.data.prodigy import MANUAL_VIEWS, REASONS, ReadStats, _is_int, _parse  # the reader's checks
-from sparse_ner.data.prodigy import merge_records
-from sparse_ner.data.tokenize import tokenize
+from sparse_ner.data.prodigy import REASONS, check_record, merge_records
 
-KEPT_REASONS = ("ignored_answer", "rejected_manual_answer")  # valid answers the reader does not use
 logger = logging.getLogger(__name__)
 
 
 def check_answer(task: Any, labels: set[str]) -> str | None:
-    """Why ``task`` must not be stored (a reason of ``REASONS``), or None when it may."""
-    if not isinstance(task, dict):
-        return "malformed_json"
-    try:  # the memory must be able to write it back
-        json.dumps(task, ensure_ascii=False).encode("utf8")
-    except (TypeError, ValueError):
-        return "malformed_json"
-    meta, thash = task.get("meta"), task.get("_task_hash")
-    if (meta is not None and not isinstance(meta, dict)) or not (thash is None or _is_int(thash)):
-        return "missing_field"
-    probe = task
-    if task.get("answer") == "ignore" or (task.get("answer") == "reject" and task.get("_view_id") in MANUAL_VIEWS):
-        probe = {**task, "answer": "accept"}  # valid but unused answers: check their fields all the same
-    reason = _parse(probe, labels, tokenize, ReadStats())
-    return reason if isinstance(reason, str) and reason not in KEPT_REASONS else None
+    """Why ``task`` must not be stored (a reason of ``REASONS``), or None when it may
+    (:func:`sparse_ner.data.prodigy.check_record`)."""
+    return check_record(task, labels)
 
 
 def _json_or_none(line: bytes) -> Any:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from sparse_ner.data.prodigy import DataError
+from sparse_ner.data.io import DataError
 from sparse_ner.data.tokenize import tokenize
 
 # token attributes whose values only a trained pipeline sets

@@ -35,8 +35,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, TextIO, TypedDict
 
+from sparse_ner.core.config import TaggerConfig
 from sparse_ner.data.example import Example
-from sparse_ner.data.prodigy import input_hash, token_dicts
+from sparse_ner.data.hashes import input_hash
+from sparse_ner.data.prodigy import token_dicts
 
 STRATEGIES = ("uncertainty", "random", "patterns", "static")
 
@@ -50,9 +52,7 @@ class SimulationConfig(TypedDict):
     labels: list[str]
     patterns: str | None  # match patterns (JSONL) for the cold start and the "patterns" strategy
     static: str | None  # db-out JSONL of answers for the "static" strategy
-    encoder: str
-    encoder_options: dict[str, Any]
-    tagger_options: dict[str, Any]
+    tagger: TaggerConfig  # the cold model (YAML: a mapping of its options; small encoder: min_count 1 unless given)
     online: dict[str, Any]  # OnlineTagger.from_config options
     strategies: list[str]  # some of STRATEGIES
     answers: int  # answers per strategy
@@ -81,7 +81,7 @@ class CurveRow(TypedDict):
 # train, dev and labels have no default: load_config requires them
 DEFAULTS: dict[str, Any] = {
     "train": None, "dev": None, "encoding": "iob1", "labels": None, "patterns": None, "static": None,
-    "encoder": "small", "encoder_options": {}, "tagger_options": {}, "online": {},
+    "tagger": TaggerConfig(), "online": {},
     "strategies": ["uncertainty", "random", "patterns"], "answers": 2000, "batch_size": 10,
     "eval_every": 200, "dev_limit": 1000, "seed": 0, "threads": None, "output": "runs/simulate",
     "idle_steps": 0, "sorter": {},
@@ -133,7 +133,7 @@ def questions(strategy: str, online: Any, tasks: list[dict], static: str | None,
     elif strategy == "static":
         if not static:
             raise ValueError("strategy 'static' needs 'static': a db-out JSONL of answers")
-        from sparse_ner.data.prodigy import read_jsonl
+        from sparse_ner.data.io import read_jsonl
 
         yield from (record for _, record in read_jsonl(static))
     else:
@@ -151,9 +151,8 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
     torch.manual_seed(cfg["seed"])
     patterns = read_patterns(cfg["patterns"], cfg["labels"]) if cfg["patterns"] else None
     tasks = [as_task(ex, i) for i, ex in enumerate(train)]
-    online = OnlineTagger.from_config(cfg["labels"], cfg["encoder"], texts=tasks, patterns=patterns,
-                                      encoder_options=cfg["encoder_options"], tagger_options=cfg["tagger_options"],
-                                      seed=cfg["seed"], **cfg["online"])  # fmt: skip
+    online = OnlineTagger.from_config(cfg["labels"], cfg["tagger"], texts=tasks, patterns=patterns, seed=cfg["seed"],
+                                      **cfg["online"])  # fmt: skip
     random.Random(cfg["seed"]).shuffle(tasks)
     gold = {(ex.input_hash if ex.input_hash is not None else input_hash(ex.text)): {s.key for s in ex.accepted}
             for ex in train}  # fmt: skip
@@ -228,6 +227,10 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     for key in ("train", "dev", "labels"):
         if not cfg[key]:
             raise ValueError(f"the config needs {key!r}")
+    try:
+        cfg["tagger"] = TaggerConfig.parse(cfg["tagger"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"tagger: {err}") from None
     return SimulationConfig(**cfg)  # type: ignore[typeddict-item]
 
 
@@ -244,7 +247,8 @@ def simulate(cfg: SimulationConfig, log: TextIO | None = sys.stderr) -> list[Cur
         dev = dev[: cfg["dev_limit"]]
     out = Path(cfg["output"])
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf8")
+    resolved = {**cfg, "tagger": cfg["tagger"].as_dict()}
+    (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf8")
     rows: list[CurveRow] = []
     for strategy in cfg["strategies"]:
         rows += run(strategy, cfg, train, dev, log)

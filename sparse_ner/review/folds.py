@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from sparse_ner.data.example import Example
-from sparse_ner.data.prodigy import examples_to_tasks, hash32, input_hash, write_jsonl
+from sparse_ner.data.hashes import hash32, input_hash
+from sparse_ner.data.io import write_jsonl
+from sparse_ner.data.prodigy import examples_to_tasks
 from sparse_ner.review.score import Review, score_examples
 
 

@@ -22,14 +22,18 @@ The counts of replaced, kept, unmatched, ignored and superseded records are retu
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from sparse_ner.data.io import read_jsonl, write_jsonl
-from sparse_ner.data.prodigy import input_hash, task_hash
+from sparse_ner.data.hashes import input_hash, task_hash
+from sparse_ner.data.io import open_atomic, read_jsonl
+from sparse_ner.data.prodigy import REASONS, check_record
 from sparse_ner.review.tasks import PREDICTED, strip_predicted
 
+log = logging.getLogger(__name__)
 Key = Literal["input", "task"]
 
 
@@ -69,6 +73,18 @@ def clean_correction(record: dict) -> list[dict]:
     return out
 
 
+def _malformed(correction: Any) -> str | None:
+    """Why a correction cannot be used (a reason of the reader's ``REASONS``), or None: its spans
+    must be span dicts, and every record it stands for (:func:`clean_correction`) must pass the
+    reader's checks (:func:`~sparse_ner.data.prodigy.check_record`)."""
+    if not isinstance(correction, dict):
+        return "malformed_json"
+    spans = correction.get("spans", [])
+    if not isinstance(spans, list) or not all(isinstance(sp, dict) for sp in spans):
+        return "missing_field"
+    return next((r for r in map(check_record, clean_correction(correction)) if r is not None), None)
+
+
 def merge_corrections(
     original: Iterable[dict], corrections: Iterable[dict], key: Key = "input", drop_unmatched: bool = False
 ) -> tuple[list[dict], list[dict], Counter]:
@@ -77,6 +93,12 @@ def merge_corrections(
     order: dict[Any, dict[Any, dict]] = {}  # key -> review task -> its last answer
     for rec in corrections:
         counts["corrections"] += 1
+        reason = _malformed(rec)  # the reader's checks: a malformed correction replaces nothing
+        if reason is not None:
+            counts["malformed"] += 1
+            counts[f"malformed: {reason}"] += 1
+            log.warning("skipped a malformed correction (%s): %.120s", REASONS.get(reason, reason), json.dumps(rec))
+            continue
         if rec.get("answer") == "ignore":
             counts["ignored"] += 1
             continue
@@ -127,10 +149,25 @@ def merge(
     """
     if key not in ("input", "task"):
         raise ValueError(f"key must be 'input' or 'task', not {key!r}")
-    originals = [r for _, r in read_jsonl(original)]
+    numbered = list(read_jsonl(original))
+    originals = [r for _, r in numbered]
     fixes = [r for _, r in read_jsonl(corrections)]
     merged, old, counts = merge_corrections(originals, fixes, key, drop_unmatched)
-    write_jsonl(merged, output, inputs=[original, corrections])
+    lines = _lines(original)  # kept records are written as their original line, byte for byte
+    raw = {id(r): lines[n - 1] for n, r in numbered if lines is not None and n - 1 < len(lines)}
+    with open_atomic(output, inputs=[original, corrections]) as out:
+        for r in merged:
+            out.write((raw[id(r)] if id(r) in raw else json.dumps(r, ensure_ascii=False)) + "\n")
     if replaced is not None:
-        write_jsonl(old, replaced, inputs=[original, corrections, output])
+        with open_atomic(replaced, inputs=[original, corrections, output]) as out:
+            for r in old:
+                out.write((raw[id(r)] if id(r) in raw else json.dumps(r, ensure_ascii=False)) + "\n")
     return counts
+
+
+def _lines(path: str | Path) -> list[str] | None:
+    """The lines of a file as text without their line ends (None for stdin, which cannot be re-read)."""
+    if str(path) == "-":
+        return None
+    text = Path(path).read_bytes().decode("utf8", errors="replace")
+    return text.removeprefix("\ufeff").split("\n")

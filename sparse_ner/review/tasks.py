@@ -26,7 +26,8 @@ def _span(ex: Example, s: int, e: int, label: str, **extra: Any) -> dict:
 def review_task(review: Review, score: str = DEFAULT_SCORE, rank_: int | None = None) -> dict:
     """The ``spans_manual`` task of one reviewed example (see the module docstring)."""
     from sparse_ner.data.hashes import REVIEW_TASK_KEYS, set_hashes
-    from sparse_ner.data.prodigy import input_hash, token_dicts
+    from sparse_ner.data.hashes import input_hash
+    from sparse_ner.data.prodigy import token_dicts
 
     ex = review.example
     original = [_span(ex, s.token_start, s.token_end, s.label) for s in ex.accepted]
@@ -83,7 +84,7 @@ def labels_of_tasks(tasks: Iterable[dict]) -> list[str]:
 def write_tasks(reviews: Sequence[Review], path: str | Path, score: str = DEFAULT_SCORE,
                 top: int | None = None) -> list[dict]:  # fmt: skip
     """Write the ranked review tasks (``-`` is stdout); return them."""
-    from sparse_ner.data.prodigy import write_jsonl
+    from sparse_ner.data.io import write_jsonl
 
     tasks = [review_task(r, score, i + 1) for i, r in enumerate(rank(reviews, score)[:top])]
     write_jsonl(tasks, path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparse_ner.data.prodigy import DataError
+from sparse_ner.data.io import DataError
 from sparse_ner.core.encoders import build_encoder
 from sparse_ner.core.export import export
 from sparse_ner.core.tagger import Tagger

@@ -5,7 +5,8 @@ import srsly
 
 from sparse_ner.cli.convert import main as convert_main
 from sparse_ner.data.columns import make_example, read_columns, read_documents, write_columns
-from sparse_ner.data.prodigy import DataError, ReadStats, examples_to_tasks, read_examples
+from sparse_ner.data.io import DataError
+from sparse_ner.data.prodigy import ReadStats, examples_to_tasks, read_examples
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from sparse_ner.data.prodigy import input_hash
+from sparse_ner.data.hashes import input_hash
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop.learner import Learner, make_optimizer
 from sparse_ner.loop.memory import AnswerMemory
@@ -28,7 +28,7 @@ def task(text: str, i: int, label: str, answer: str) -> dict:
 
 def make(**options) -> Learner:
     torch.manual_seed(0)
-    tagger = cold_tagger(LABELS, "small", texts=TEXTS, encoder_options=SMALL, tagger_options={"dropout": 0.0})
+    tagger = cold_tagger(LABELS, {"encoder_options": SMALL, "dropout": 0.0}, texts=TEXTS)
     return Learner(tagger.eval(), AnswerMemory(LABELS, tagger.encoder.featurize), **options)
 
 
@@ -122,7 +122,7 @@ def test_a_step_waits_for_the_lock():
 def test_steps_on_the_gpu_with_and_without_bf16():
     for bf16 in (False, True):
         torch.manual_seed(0)
-        tagger = cold_tagger(LABELS, "small", texts=TEXTS, encoder_options=SMALL).cuda().eval()
+        tagger = cold_tagger(LABELS, {"encoder_options": SMALL}, texts=TEXTS).cuda().eval()
         learner = Learner(tagger, AnswerMemory(LABELS, tagger.encoder.featurize), bf16=bf16)
         keys = learner.memory.add([task(TEXTS[0], 3, "LOC", "accept"), task(TEXTS[1], 0, "PER", "reject")])
         losses = [learner.step(keys) for _ in range(10)]

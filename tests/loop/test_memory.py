@@ -8,7 +8,7 @@ import json
 import logging
 from collections import Counter
 
-from sparse_ner.data.prodigy import input_hash
+from sparse_ner.data.hashes import input_hash
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop.memory import AnswerMemory, check_answer
 

@@ -12,7 +12,8 @@ import torch
 
 
 import sparse_ner  # noqa: E402
-from sparse_ner.data.prodigy import ReadStats, input_hash, merge_records, read_examples  # noqa: E402
+from sparse_ner.data.hashes import input_hash  # noqa: E402
+from sparse_ner.data.prodigy import ReadStats, merge_records, read_examples  # noqa: E402
 from sparse_ner.loop.online import OnlineTagger  # noqa: E402
 from sparse_ner.loop.selection import candidate_spans, in_order, prefer_uncertain, uncertainty  # noqa: E402
 
@@ -30,8 +31,8 @@ SMALL = {"word_dim": 16, "char_dim": 8, "char_out": 8, "shape_dim": 4, "hidden":
 
 def make_online(patterns=None, **options) -> OnlineTagger:
     torch.manual_seed(0)
-    return OnlineTagger.from_config(LABELS, "small", texts=TEXTS, encoder_options=SMALL, patterns=patterns,
-                                    tagger_options={"dropout": 0.0}, **options)  # fmt: skip
+    return OnlineTagger.from_config(LABELS, {"encoder_options": SMALL, "dropout": 0.0}, texts=TEXTS,
+                                    patterns=patterns, **options)  # fmt: skip
 
 
 def task(text: str, start: int, end: int, label: str, answer: str, view: str = "ner", **extra) -> dict:

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparse_ner.data.prodigy import REASONS, input_hash
+from sparse_ner.data.hashes import input_hash
+from sparse_ner.data.prodigy import REASONS
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop.online import OnlineTagger
 from sparse_ner.loop.saving import SAVE_STAGES
@@ -70,8 +71,8 @@ def answers(start, n):  # one new text per answer
 def make():
     torch.manual_seed(0)
     small = {"word_dim": 16, "char_dim": 8, "char_out": 8, "shape_dim": 4, "hidden": 16}
-    return OnlineTagger.from_config(["LOC", "PER"], "small", texts=[text(i) for i in range(200)],
-                                    encoder_options=small, tagger_options={"dropout": 0.0}, steps=1)
+    return OnlineTagger.from_config(["LOC", "PER"], {"encoder_options": small, "dropout": 0.0},
+                                    texts=[text(i) for i in range(200)], steps=1)
 
 
 def kill_at(stage):
@@ -170,8 +171,8 @@ def run_child(*args: str, timeout: float = 60) -> str:
 
 def make_online(**options) -> OnlineTagger:
     torch.manual_seed(0)
-    return OnlineTagger.from_config(LABELS, "small", texts=TEXTS, encoder_options=SMALL,
-                                    tagger_options={"dropout": 0.0}, **options)  # fmt: skip
+    return OnlineTagger.from_config(LABELS, {"encoder_options": SMALL, "dropout": 0.0}, texts=TEXTS,
+                                    **options)  # fmt: skip
 
 
 def task(text: str, start: int, end: int, label: str, answer: str, view: str = "ner", **extra) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 
-from sparse_ner.data.prodigy import DataError  # noqa: E402
+from sparse_ner.data.io import DataError  # noqa: E402
 from sparse_ner.loop.patterns import Match, PatternMatcher, read_patterns  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "patterns_conll.jsonl"

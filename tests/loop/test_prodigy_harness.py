@@ -225,7 +225,7 @@ def test_hashes_are_prodigys_and_old_md5_keys_migrate(tmp_path, monkeypatch, one
     """Without Prodigy the fallback hash keys the memory; saved, then loaded where Prodigy is
     importable, every answer moves to Prodigy's input hash (so no text is asked again)."""
     from sparse_ner.data import hashes
-    from sparse_ner.data.prodigy import input_hash
+    from sparse_ner.data.hashes import input_hash
     from sparse_ner.loop.online import OnlineTagger
 
     text = "Alice flew to Paris today ."

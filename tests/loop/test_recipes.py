@@ -12,7 +12,7 @@ import pytest
 
 
 from sparse_ner.loop import recipes  # noqa: E402
-from sparse_ner.data.prodigy import input_hash  # noqa: E402
+from sparse_ner.data.hashes import input_hash  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["Alice flew to Paris today .", "Bob met Alice in Berlin .", "Paris is far from Berlin .",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sparse_ner.data.example import Example
-from sparse_ner.data.prodigy import input_hash
+from sparse_ner.data.hashes import input_hash
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop.memory import AnswerMemory
 from sparse_ner.loop.online import cold_tagger
@@ -22,7 +22,7 @@ SMALL = {"word_dim": 16, "char_dim": 8, "char_out": 8, "shape_dim": 4, "hidden":
 
 def make(patterns=None, device: str = "cpu", **options) -> Suggester:
     torch.manual_seed(0)
-    tagger = cold_tagger(LABELS, "small", texts=TEXTS, encoder_options=SMALL, tagger_options={"dropout": 0.0})
+    tagger = cold_tagger(LABELS, {"encoder_options": SMALL, "dropout": 0.0}, texts=TEXTS)
     tagger = tagger.to(device).eval()
     matcher = PatternMatcher(patterns, LABELS) if patterns else None
     return Suggester(tagger, AnswerMemory(LABELS, tagger.encoder.featurize), matcher=matcher, **options)

@@ -101,3 +101,22 @@ def test_merge_cli_prints_counts(tmp_path: Path) -> None:
     assert "1 replaced, 3 kept" in res.stderr and "0 keys unmatched" in res.stderr
     assert len(out.read_text().splitlines()) == 4
     assert json.loads((tmp_path / "r.jsonl").read_text()) == ORIGINAL[2]
+
+
+def test_malformed_corrections_replace_nothing_and_kept_lines_are_byte_for_byte(tmp_path):
+    from sparse_ner.review.merge import merge
+
+    original = tmp_path / "orig.jsonl"
+    lines = ['{"text": "Bob ran .", "_input_hash": 1, "answer": "accept", "_view_id": "ner", "meta": {"score": 0.827}, '
+             '"spans": [{"start": 0, "end": 3, "token_start": 0, "token_end": 0, "label": "PER"}]}',
+             '{"text":"Ann sat .","_input_hash":2,"answer":"accept","_view_id":"ner","spans":[{"start":0,"end":3,'
+             '"token_start":0,"token_end":0,"label":"ORG"}]}']  # fmt: skip
+    original.write_text("\n".join(lines) + "\n")
+    bad = [{"text": "Ann sat .", "_input_hash": 2, "spans": None, "answer": "accept"},
+           {"text": "Ann sat .", "_input_hash": 2, "spans": [], "answer": "maybe"},
+           {"text": "Ann sat .", "_input_hash": 2, "spans": []}]  # fmt: skip
+    corrections = tmp_path / "fix.jsonl"
+    corrections.write_text("".join(json.dumps(b) + "\n" for b in bad))
+    counts = merge(original, corrections, tmp_path / "out.jsonl")
+    assert counts["malformed"] == 3 and counts["replaced"] == 0 and counts["kept"] == 2
+    assert (tmp_path / "out.jsonl").read_text() == original.read_text()  # byte for byte, 0.827 included
