@@ -1,7 +1,11 @@
 """The tagger network: encoder -> dropout -> linear emissions -> CRF.
 
-A plain :class:`torch.nn.Module`; training loops live in :mod:`sparse_ner.training.module`. A batch is the
-dict produced by :func:`make_batch` (also what the data module's collate returns):
+A plain :class:`torch.nn.Module`; training loops live in :mod:`sparse_ner.training.module`; its options
+are declared once, in :class:`TaggerConfig` (training, the annotation loop and its simulation build
+their tagger from one; ``TaggerModule``'s ``--model.*`` options repeat its fields, checked by
+``tests/core/test_config.py``). A batch is the dict produced by
+:meth:`Tagger.make_batch` (also what the data module's collate returns; :func:`make_batch` is the
+same without the tagger):
 
 - ``"inputs"``: the encoder's tensors (``encoder.collate``), including ``"word_mask"`` (B, T) bool;
 - ``"lattice"``: the :class:`~sparse_ner.core.lattice.Lattice` of what the annotation allows (training);
@@ -10,7 +14,9 @@ dict produced by :func:`make_batch` (also what the data module's collate returns
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -20,6 +26,85 @@ from sparse_ner.data.example import Example
 from sparse_ner.tags import Scheme, decode_tags, labels_of, split_tag, tag_names
 
 TokenSpan = tuple[int, int, str]
+
+
+SCHEMES = ("bio", "bioes")
+HEAD_OPTIONS = ("dropout", "transitions", "entity_ratio", "ratio_margin", "ratio_weight", "factored", "reject_prior")
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    """How to build a :class:`~sparse_ner.core.tagger.Tagger` (besides its labels and vocabulary).
+
+    Args:
+        encoder: ``"small"`` (word + character encoder, vocabulary from the training texts), ``"minilm"``
+            (the packaged MiniLM) or the path of a Hugging Face model folder.
+        encoder_options: keyword arguments of the encoder's builder (e.g. ``{"hidden": 128}``).
+        scheme: tag scheme, ``bio`` or ``bioes``.
+        dropout: dropout before the emission layer.
+        transitions: CRF transition scores; ``False`` gives a softmax head with the same loss.
+        entity_ratio: expected share of entity tokens for the entity-ratio penalty (``None``: off).
+        ratio_margin: tolerance of the entity-ratio penalty.
+        ratio_weight: weight of the entity-ratio penalty.
+        factored: add shared entity-ness and per-label scores to the emissions (see ``Tagger``).
+        reject_prior: how much likelier a rejected span is no entity at all than an entity of another
+            label, in [0, 1) (0: rejects only rule out their own label; see ``Tagger``).
+    """
+
+    encoder: str = "small"
+    encoder_options: dict[str, Any] | None = None
+    scheme: Scheme = "bio"
+    dropout: float = 0.2
+    transitions: bool = True
+    entity_ratio: float | None = None
+    ratio_margin: float = 0.05
+    ratio_weight: float = 1.0
+    factored: bool = False
+    reject_prior: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {self.scheme!r}")
+        if not 0.0 <= self.reject_prior < 1.0:
+            raise ValueError(f"reject_prior must be in [0, 1), got {self.reject_prior}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def parse(cls, value: "TaggerConfig | Mapping[str, Any] | str | None") -> "TaggerConfig":
+        """``value`` as a config: a config is kept, a mapping is checked (an unknown key is a
+        ``ValueError`` naming the known ones), a string is an encoder name, ``None`` the defaults."""
+        if isinstance(value, TaggerConfig):
+            return value
+        if value is None:
+            return cls()
+        if isinstance(value, str):
+            return cls(encoder=value)
+        if not isinstance(value, Mapping):
+            raise TypeError(f"a tagger config is a TaggerConfig, a mapping or an encoder name, not {type(value).__name__}")
+        unknown = set(value) - set(cls.names())
+        if unknown:
+            raise ValueError(f"unknown tagger options {sorted(unknown)}; expected some of {list(cls.names())}")
+        return cls(**value)
+
+    def head_options(self) -> dict[str, Any]:
+        """The keyword options of :class:`~sparse_ner.core.tagger.Tagger` besides its scheme."""
+        return {name: getattr(self, name) for name in HEAD_OPTIONS}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every option (JSON- and YAML-safe)."""
+        return dataclasses.asdict(self)
+
+    def build(self, labels: Iterable[str], vocab_words: Iterable[list[str]] | None = None) -> Tagger:
+        """A new tagger over ``labels``: the encoder from :func:`~sparse_ner.core.encoders.build_encoder`
+        (the small encoder's vocabulary from ``vocab_words``), then the head."""
+        from sparse_ner.core.encoders import build_encoder
+
+        encoder = build_encoder(self.encoder, vocab_words=vocab_words, **(self.encoder_options or {}))
+        return Tagger(encoder, list(labels), self.scheme, **self.head_options())
 
 
 class ScoredSpan(NamedTuple):
@@ -59,6 +144,23 @@ def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None
     return batch
 
 
+@dataclass
+class BatchBuilder:
+    """A tagger's ``examples -> batch`` (:meth:`Tagger.make_batch`), picklable for DataLoader workers:
+    holds the encoder, the tags and whether the tagger's ``reject_prior`` needs the strict lattice."""
+
+    encoder: Any
+    tags: list[str]
+    scheme: Scheme
+    strict_rejects: bool
+
+    def __call__(self, examples: Sequence[Example], features: Sequence[dict] | None = None) -> dict:
+        return make_batch(self.encoder, examples, self.tags, self.scheme, self.strict_rejects, features)
+
+
+_DEFAULT = TaggerConfig()
+
+
 class Tagger(nn.Module):
     """Encoder -> dropout -> linear -> CRF over ``tags`` (``O`` first, as :func:`tag_names` builds them).
 
@@ -72,7 +174,7 @@ class Tagger(nn.Module):
     ``(1 - lam) P(consistent) + lam P(consistent, and no rejected span is an entity of any label)``:
     sequences with the rejected entity itself stay impossible (the exact constraint), sequences
     that give a rejected span another label keep weight ``1 - lam``. ``0`` is the plain exact
-    loss; it needs batches built with ``make_batch(..., strict_rejects=True)``.
+    loss; :meth:`make_batch` adds the strict lattice it needs.
 
     ``factored=True`` adds to each tag's score a shared *entity-ness* score (on every non-``O`` tag)
     and a per-label score (on every tag of that label): the same family of functions as the plain
@@ -85,14 +187,14 @@ class Tagger(nn.Module):
         self,
         encoder: nn.Module,
         labels: Sequence[str],
-        scheme: Scheme = "bio",
-        dropout: float = 0.2,
-        transitions: bool = True,
-        entity_ratio: float | None = None,
-        ratio_margin: float = 0.05,
-        ratio_weight: float = 1.0,
-        factored: bool = False,
-        reject_prior: float = 0.0,
+        scheme: Scheme = _DEFAULT.scheme,
+        dropout: float = _DEFAULT.dropout,
+        transitions: bool = _DEFAULT.transitions,
+        entity_ratio: float | None = _DEFAULT.entity_ratio,
+        ratio_margin: float = _DEFAULT.ratio_margin,
+        ratio_weight: float = _DEFAULT.ratio_weight,
+        factored: bool = _DEFAULT.factored,
+        reject_prior: float = _DEFAULT.reject_prior,
     ) -> None:
         super().__init__()
         self.labels = list(labels)
@@ -134,7 +236,8 @@ class Tagger(nn.Module):
         lattice = batch["lattice"]
         strict = batch.get("strict_lattice") if self.reject_prior > 0 else None
         if self.reject_prior > 0 and strict is None and lattice.num_states > len(self.tags):  # rejects, no strict
-            raise ValueError("reject_prior needs batches built with make_batch(..., strict_rejects=True)")
+            raise ValueError("reject_prior needs the strict lattice: build batches with Tagger.make_batch "
+                             "(or make_batch(..., strict_rejects=True))")
         if self.entity_ratio is None:
             return self.crf.nll(emissions, lattice, strict, self.reject_prior).mean()
         from sparse_ner.core.losses import entity_ratio_penalty
@@ -144,6 +247,16 @@ class Tagger(nn.Module):
         mask = batch["inputs"]["word_mask"]  # (B, T)
         ratio = entity_ratio_penalty(marginals, mask, self.entity_ratio, self.ratio_margin)
         return nll.mean() + self.ratio_weight * ratio
+
+    @property
+    def batch_builder(self) -> BatchBuilder:
+        """This tagger's batch building, as a picklable callable (a DataLoader's ``collate_fn``)."""
+        return BatchBuilder(self.encoder, self.tags, self.scheme, strict_rejects=self.reject_prior > 0)
+
+    def make_batch(self, examples: Sequence[Example], features: Sequence[dict] | None = None) -> dict:
+        """A training batch of ``examples`` (:func:`make_batch` with this tagger's tags and scheme), with
+        the strict-rejects lattice exactly when ``reject_prior`` needs it. ``features``: as in :func:`make_batch`."""
+        return self.batch_builder(examples, features)
 
     @torch.no_grad()
     def predict(self, batch: dict) -> list[list[ScoredSpan]]:
@@ -188,12 +301,10 @@ class Tagger(nn.Module):
 
     @classmethod
     def from_config(cls, encoder: nn.Module, config: dict) -> "Tagger":
-        tagger = cls(encoder, config["labels"], config["scheme"], **{k: config[k] for k in config if k in _OPTIONS})
+        tagger = cls(encoder, config["labels"], config["scheme"], **{k: config[k] for k in config if k in HEAD_OPTIONS})
         if tagger.tags != config.get("tags", tagger.tags):
             raise ValueError(f"tag inventory mismatch: built {tagger.tags}, saved {config['tags']}")
         return tagger
 
 
-_OPTIONS = ("dropout", "transitions", "entity_ratio", "ratio_margin", "ratio_weight", "factored", "reject_prior")
-
-__all__ = ["ScoredSpan", "Tagger", "make_batch"]
+__all__ = ["HEAD_OPTIONS", "BatchBuilder", "ScoredSpan", "Tagger", "TaggerConfig", "make_batch"]

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from sparse_ner.core.tagger import Tagger, make_batch
+from sparse_ner.core.tagger import Tagger
 from sparse_ner.loop.memory import AnswerMemory
 
 
@@ -99,9 +99,7 @@ class Learner:
         with self.lock:
             tagger.train()
             try:
-                batch = make_batch(tagger.encoder, [memory.examples[k] for k in keys], tagger.tags, tagger.scheme,
-                                   strict_rejects=tagger.reject_prior > 0,
-                                   features=[memory.features[k] for k in keys])  # fmt: skip
+                batch = tagger.make_batch([memory.examples[k] for k in keys], [memory.features[k] for k in keys])
                 tagger.to_device(batch)
                 with self.autocast():
                     loss = tagger.loss(batch)

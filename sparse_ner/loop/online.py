@@ -1,7 +1,7 @@
 """A tagger in the annotation loop: learn from each batch of answers, score the stream, save it all.
 
 :class:`OnlineTagger` wraps a :class:`~sparse_ner.core.tagger.Tagger` (from :func:`sparse_ner.load`, or
-built cold from labels and an encoder name with :meth:`OnlineTagger.from_config`) and implements
+built cold from labels and a :class:`~sparse_ner.core.tagger.TaggerConfig` with :meth:`OnlineTagger.from_config`) and implements
 the two callbacks of a Prodigy recipe over four parts, each with one job:
 
 - ``update(answers) -> loss``: the answers are checked and stored in the answer memory
@@ -29,10 +29,12 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
+from sparse_ner.core.tagger import TaggerConfig
 from sparse_ner.core.tagger import Tagger
 from sparse_ner.data.prodigy import parse_tokens
 from sparse_ner.data.tokenize import tokenize
@@ -81,33 +83,33 @@ def _words_of(item: Any) -> list[str]:
     return list(item)
 
 
-def cold_tagger(labels: Sequence[str], encoder: str = "small", texts: Iterable[Any] | None = None,
-                encoder_options: dict | None = None, scheme: str = "bio", tagger_options: dict | None = None,
-                entity_prior: float = 0.15, patterns: Iterable[Pattern | dict] = ()) -> Tagger:  # fmt: skip
-    """A new :class:`Tagger`: ``encoder`` is ``"small"``, ``"minilm"`` or a Hugging Face folder.
+def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] | str = "small",
+                texts: Iterable[Any] | None = None, entity_prior: float = 0.15,
+                patterns: Iterable[Pattern | dict] = ()) -> Tagger:  # fmt: skip
+    """A new :class:`Tagger` built from ``tagger`` (a :class:`TaggerConfig`, a mapping of its options,
+    or just an encoder name: ``"small"``, ``"minilm"`` or a Hugging Face folder).
 
     The output layer starts biased so that a share ``entity_prior`` of tokens is in an entity
     (instead of a uniform guess, which would suggest a span at nearly every token).
-    ``texts`` (strings, word lists or task dicts) build the small encoder's vocabulary; the
-    words of phrase ``patterns`` are added. Words outside it map to ``<unk>`` later.
+    ``texts`` (strings, word lists or task dicts) build the small encoder's vocabulary (with
+    ``min_count`` 1 unless its ``encoder_options`` say otherwise); the words of phrase ``patterns``
+    are added. Words outside it map to ``<unk>`` later.
     """
-    from sparse_ner.core.encoders import build_encoder
-
+    config = TaggerConfig.parse(tagger)
     vocab_words = None
-    if encoder == "small":
+    if config.encoder == "small":
         if texts is None:
             raise ValueError("a cold 'small' encoder needs texts (the stream or a word list) for its vocabulary")
         vocab_words = [_words_of(t) for t in texts]
         phrases = [p["pattern"] if isinstance(p, dict) else p.pattern for p in patterns]
         vocab_words += [_words_of(p) for p in phrases if isinstance(p, str)]
-    enc_options = {"min_count": 1, **(encoder_options or {})} if encoder == "small" else dict(encoder_options or {})
-    enc = build_encoder(encoder, vocab_words, **enc_options)
-    tagger = Tagger(enc, labels, scheme, **(tagger_options or {}))  # type: ignore[arg-type]
+        config = replace(config, encoder_options={"min_count": 1, **(config.encoder_options or {})})
+    model = config.build(labels, vocab_words)
     with torch.no_grad():  # start from "most tokens are O" rather than a uniform guess
-        o = tagger.tags.index("O")
-        k = len(tagger.tags) - 1
-        tagger.emit.bias[o] += float(torch.tensor((1 - entity_prior) * k / entity_prior).log())
-    return tagger
+        o = model.tags.index("O")
+        k = len(model.tags) - 1
+        model.emit.bias[o] += float(torch.tensor((1 - entity_prior) * k / entity_prior).log())
+    return model
 
 
 class OnlineTagger:
@@ -130,14 +132,14 @@ class OnlineTagger:
         self.idle = IdleTrainer(lambda: self.consolidate(1), lambda: bool(self.answers.examples), o["idle_steps"])
 
     @classmethod
-    def from_config(cls, labels: Sequence[str], encoder: str = "small", texts: Iterable[Any] | None = None,
-                    encoder_options: dict | None = None, scheme: str = "bio", tagger_options: dict | None = None,
-                    patterns: Iterable[Pattern | dict] | None = None, entity_prior: float = 0.15,
-                    **options: Any) -> "OnlineTagger":  # fmt: skip
-        """A cold model (:func:`cold_tagger`; the words of phrase patterns join the vocabulary)."""
+    def from_config(cls, labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] | str = "small",
+                    texts: Iterable[Any] | None = None, patterns: Iterable[Pattern | dict] | None = None,
+                    entity_prior: float = 0.15, **options: Any) -> "OnlineTagger":  # fmt: skip
+        """A cold model: :func:`cold_tagger` from ``tagger`` (a :class:`TaggerConfig`, a mapping of its
+        options or an encoder name; the words of phrase patterns join the vocabulary), with the
+        loop's ``options`` (:data:`DEFAULTS`)."""
         pats = list(patterns or [])
-        tagger = cold_tagger(labels, encoder, texts, encoder_options, scheme, tagger_options, entity_prior, pats)
-        return cls(tagger, patterns=pats or None, **options)
+        return cls(cold_tagger(labels, tagger, texts, entity_prior, pats), patterns=pats or None, **options)
 
     # -- the parts' state, read by recipes, scripts and tests ------------------------------------
 
@@ -151,7 +153,6 @@ class OnlineTagger:
     optimizer = property(lambda self: self.learner.optimizer)
     bf16 = property(lambda self: self.learner.bf16, doc="whether the encoder runs under bfloat16 autocast")
     calibrator = property(lambda self: self.suggester.calibrator)
-    _lock = property(lambda self: self.lock)  # read by loop.simulate
 
     @property
     def matcher(self) -> PatternMatcher | None:

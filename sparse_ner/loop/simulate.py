@@ -33,12 +33,14 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, TextIO, TypedDict
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TextIO, TypedDict
 
-from sparse_ner.core.config import TaggerConfig
 from sparse_ner.data.example import Example
 from sparse_ner.data.hashes import input_hash
 from sparse_ner.data.prodigy import token_dicts
+
+if TYPE_CHECKING:  # torch is imported when a simulation runs, not by the command line's --help
+    from sparse_ner.core.tagger import TaggerConfig
 
 STRATEGIES = ("uncertainty", "random", "patterns", "static")
 
@@ -81,7 +83,7 @@ class CurveRow(TypedDict):
 # train, dev and labels have no default: load_config requires them
 DEFAULTS: dict[str, Any] = {
     "train": None, "dev": None, "encoding": "iob1", "labels": None, "patterns": None, "static": None,
-    "tagger": TaggerConfig(), "online": {},
+    "tagger": {}, "online": {},
     "strategies": ["uncertainty", "random", "patterns"], "answers": 2000, "batch_size": 10,
     "eval_every": 200, "dev_limit": 1000, "seed": 0, "threads": None, "output": "runs/simulate",
     "idle_steps": 0, "sorter": {},
@@ -227,6 +229,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     for key in ("train", "dev", "labels"):
         if not cfg[key]:
             raise ValueError(f"the config needs {key!r}")
+    from sparse_ner.core.tagger import TaggerConfig
+
     try:
         cfg["tagger"] = TaggerConfig.parse(cfg["tagger"])
     except (TypeError, ValueError) as err:

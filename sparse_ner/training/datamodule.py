@@ -9,17 +9,18 @@ Batches are length-bucketed: the shuffled training set is cut into chunks of ``b
 batches, each chunk is sorted by length and cut into batches, and the batches are shuffled, so
 padding stays small while the order still changes every epoch.
 
-The collate function needs the model's encoder (its vocabulary or tokenizer) to featurize words:
-the :class:`~sparse_ner.training.module.TaggerModule` builds the tagger from :meth:`TaggerDataModule.labels`
-and :meth:`TaggerDataModule.train_words` in its ``setup`` and hands the encoder back with
-:meth:`TaggerDataModule.attach`.
+Batches are built by the tagger (:meth:`~sparse_ner.core.tagger.Tagger.make_batch`: its encoder's
+vocabulary or tokenizer featurizes the words, its ``reject_prior`` decides the lattices): the
+:class:`~sparse_ner.training.module.TaggerModule` builds the tagger from :meth:`TaggerDataModule.labels`
+and :meth:`TaggerDataModule.train_words` in its ``setup`` and hands its picklable
+:attr:`~sparse_ner.core.tagger.Tagger.batch_builder` back with :meth:`TaggerDataModule.attach`.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -28,7 +29,6 @@ from torch.utils.data import DataLoader, Sampler
 
 from sparse_ner.data.example import Example
 from sparse_ner.data.read import read_any as _read_any
-from sparse_ner.core.tagger import make_batch
 from sparse_ner.tags import Scheme, tag_names
 
 
@@ -136,19 +136,6 @@ class BucketBatchSampler(Sampler[list[int]]):
         return len(range(rank, self._eval_count(world), world))
 
 
-class Collator:
-    """Picklable collate function: encoder tensors, lattice (when ``tags`` given) and gold spans."""
-
-    def __init__(self, encoder: Any, tags: list[str] | None, scheme: Scheme, strict_rejects: bool = False) -> None:
-        self.encoder = encoder
-        self.tags = tags
-        self.scheme = scheme
-        self.strict_rejects = strict_rejects
-
-    def __call__(self, examples: list[Example]) -> dict:
-        return make_batch(self.encoder, examples, self.tags, self.scheme, self.strict_rejects)
-
-
 class TaggerDataModule(pl.LightningDataModule):
     """Train / dev / test data for a tagger.
 
@@ -197,8 +184,7 @@ class TaggerDataModule(pl.LightningDataModule):
         self.train_examples: list[Example] | None = None
         self.dev_examples: list[Example] | None = None
         self.test_examples: list[Example] | None = None
-        self.encoder: Any = None
-        self.strict_rejects = False
+        self.collate: Callable[[list[Example]], dict] | None = None
 
     # --- reading -------------------------------------------------------------------------------
     def _read(self, path: str, gold: bool, name: str, max_records: int | None = None) -> list[Example]:
@@ -255,18 +241,18 @@ class TaggerDataModule(pl.LightningDataModule):
             self.setup("fit")
         return [ex.words for ex in self.train_examples]
 
-    def attach(self, encoder: Any, strict_rejects: bool = False) -> None:
-        """Give the collate function the model's encoder (called by the module's ``setup``), and
-        whether batches need the strict-rejects lattice (a tagger with ``reject_prior``)."""
-        self.encoder = encoder
-        self.strict_rejects = strict_rejects
+    def attach(self, collate: Callable[[list[Example]], dict]) -> None:
+        """Give the loaders the tagger's batch building (``tagger.batch_builder``, called by the
+        module's ``setup``); it must be picklable when ``num_workers > 0``."""
+        self.collate = collate
 
     # --- loaders -------------------------------------------------------------------------------
     def _loader(self, examples: list[Example] | None, train: bool) -> DataLoader:
         if examples is None:
             raise RuntimeError("no data: call setup() first (and give a test path for testing)")
-        if self.encoder is None:
-            raise RuntimeError("no encoder attached: TaggerModule.setup() attaches it (or call attach())")
+        if self.collate is None:
+            raise RuntimeError("no batch building attached: TaggerModule.setup() attaches the tagger's "
+                               "(or call attach(tagger.batch_builder))")
         hp = self.hparams
         sampler = BucketBatchSampler(
             [len(ex) for ex in examples], hp.batch_size if train else hp.eval_batch_size,
@@ -275,7 +261,7 @@ class TaggerDataModule(pl.LightningDataModule):
         return DataLoader(
             examples,
             batch_sampler=sampler,
-            collate_fn=Collator(self.encoder, self.tags, self.scheme, self.strict_rejects and train),
+            collate_fn=self.collate,
             num_workers=hp.num_workers,
             persistent_workers=hp.num_workers > 0,
             pin_memory=self._pin_memory(),

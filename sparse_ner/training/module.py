@@ -1,6 +1,7 @@
 """The thin :class:`TaggerModule`: training and evaluation steps around a :class:`~sparse_ner.core.tagger.Tagger`.
 
-The tagger is built in :meth:`TaggerModule.setup`, because its labels and (for the small encoder) its
+The tagger is built (through :class:`~sparse_ner.core.tagger.TaggerConfig`, from the module's
+hyperparameters) in :meth:`TaggerModule.setup`, because its labels and (for the small encoder) its
 vocabulary come from the training data held by :class:`~sparse_ner.training.datamodule.TaggerDataModule`.
 """
 
@@ -12,12 +13,20 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from sparse_ner.core.tagger import TaggerConfig
 from sparse_ner.core.metrics import EntityF1
 from sparse_ner.core.tagger import Tagger
+from sparse_ner.tags import Scheme
+
+_DEFAULT = TaggerConfig()
 
 
 class TaggerModule(pl.LightningModule):
     """Train a :class:`Tagger` with the partial-label CRF loss; pick checkpoints by dev entity F1.
+
+    The tagger's options (``encoder`` ... ``reject_prior``) are the fields of :class:`TaggerConfig`, with
+    its defaults and types (``tests/core/test_config.py`` checks that they stay the same); they are
+    spelled out here because ``LightningCLI`` builds the ``--model.*`` options from this signature.
 
     Args:
         encoder: ``"small"`` (word + character encoder, vocabulary from the training data), ``"minilm"``
@@ -42,17 +51,17 @@ class TaggerModule(pl.LightningModule):
 
     def __init__(
         self,
-        encoder: str = "small",
-        encoder_options: dict[str, Any] | None = None,
+        encoder: str = _DEFAULT.encoder,
+        encoder_options: dict[str, Any] | None = _DEFAULT.encoder_options,
         labels: list[str] | None = None,
-        scheme: str = "bio",
-        dropout: float = 0.2,
-        transitions: bool = True,
-        entity_ratio: float | None = None,
-        ratio_margin: float = 0.05,
-        ratio_weight: float = 1.0,
-        factored: bool = False,
-        reject_prior: float = 0.0,
+        scheme: Scheme = _DEFAULT.scheme,
+        dropout: float = _DEFAULT.dropout,
+        transitions: bool = _DEFAULT.transitions,
+        entity_ratio: float | None = _DEFAULT.entity_ratio,
+        ratio_margin: float = _DEFAULT.ratio_margin,
+        ratio_weight: float = _DEFAULT.ratio_weight,
+        factored: bool = _DEFAULT.factored,
+        reject_prior: float = _DEFAULT.reject_prior,
         lr: float = 1e-3,
         encoder_lr: float | None = None,
         weight_decay: float = 0.01,
@@ -65,15 +74,14 @@ class TaggerModule(pl.LightningModule):
         self.metric: EntityF1 | None = None
 
     # --- building ------------------------------------------------------------------------------
+    @property
+    def tagger_config(self) -> TaggerConfig:
+        """The tagger's options, from the hyperparameters."""
+        return TaggerConfig(**{name: self.hparams[name] for name in TaggerConfig.names()})
+
     def build(self, labels: list[str], train_words: list[list[str]]) -> Tagger:
         """Build the encoder and the tagger (vocabulary from ``train_words`` for the small encoder)."""
-        hp = self.hparams
-        from sparse_ner.core.encoders import build_encoder
-
-        encoder = build_encoder(hp.encoder, vocab_words=train_words, **(hp.encoder_options or {}))
-        self.tagger = Tagger(encoder, labels, hp.scheme, dropout=hp.dropout, transitions=hp.transitions,
-                             entity_ratio=hp.entity_ratio, ratio_margin=hp.ratio_margin, ratio_weight=hp.ratio_weight,
-                             factored=hp.factored, reject_prior=hp.reject_prior)  # fmt: skip
+        self.tagger = self.tagger_config.build(labels, train_words)
         self.metric = EntityF1(list(labels))
         self.hparams.labels = list(labels)
         return self.tagger
@@ -85,7 +93,7 @@ class TaggerModule(pl.LightningModule):
                 raise RuntimeError("TaggerModule builds its tagger from a TaggerDataModule: pass datamodule=")
             self.build(self.hparams.labels or dm.labels, dm.train_words())
         if dm is not None and hasattr(dm, "attach"):
-            dm.attach(self.tagger.encoder, strict_rejects=self.tagger.reject_prior > 0)
+            dm.attach(self.tagger.batch_builder)
 
     # --- steps ---------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sparse_ner.data.example import Example, Span, Token
-from sparse_ner.training.datamodule import BucketBatchSampler, Collator
+from sparse_ner.training.datamodule import BucketBatchSampler
 from sparse_ner.core.encoders import build_encoder
 from sparse_ner.core.export import export, load
 from sparse_ner.core.tagger import ScoredSpan, Tagger, make_batch
@@ -127,11 +127,11 @@ def test_bucket_sampler_covers_everything_with_little_padding() -> None:
     assert flat == sorted(flat)
 
 
-def test_collator_is_picklable() -> None:
+def test_batch_builder_is_picklable() -> None:
     import pickle
 
     model = tagger()
-    collate = pickle.loads(pickle.dumps(Collator(model.encoder, model.tags, "bio")))
+    collate = pickle.loads(pickle.dumps(model.batch_builder))  # a DataLoader worker's copy
     batch = collate(EXAMPLES)
     assert batch["gold"][0] == [(0, 1, "PER")]
     assert batch["lattice"].mask.sum().item() == sum(len(ex) for ex in EXAMPLES)
@@ -167,11 +167,12 @@ def test_factored_head_adds_entityness_and_label_scores(scheme: str, tmp_path) -
 def test_reject_prior_needs_the_strict_lattice() -> None:
     model = tagger(reject_prior=0.5)
     plain = make_batch(model.encoder, EXAMPLES, model.tags, "bio")
-    with pytest.raises(ValueError, match="strict_rejects"):
+    with pytest.raises(ValueError, match="strict"):
         model.loss(plain)
-    strict = make_batch(model.encoder, EXAMPLES, model.tags, "bio", strict_rejects=True)
+    strict = model.make_batch(EXAMPLES)  # the tagger adds the strict lattice its reject_prior needs
     assert strict["strict_lattice"].num_states == strict["lattice"].num_states
+    assert "strict_lattice" not in tagger().make_batch(EXAMPLES)  # and only then
     exact = tagger().loss(strict)
     assert torch.isfinite(model.loss(strict)) and model.loss(strict) > exact  # the prior penalizes "PER" there
-    no_rejects = make_batch(model.encoder, EXAMPLES[1:2], model.tags, "bio", strict_rejects=True)
+    no_rejects = model.make_batch(EXAMPLES[1:2])
     assert "strict_lattice" not in no_rejects and torch.isfinite(model.loss(no_rejects))

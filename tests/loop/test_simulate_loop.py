@@ -37,7 +37,7 @@ def corpus(tmp_path: Path) -> dict:
     patterns.write_text(json.dumps({"label": "LOC", "pattern": "Paris"}) + "\n")
     return {
         "train": str(gold), "dev": str(gold), "encoding": "bio", "labels": ["LOC", "PER"], "patterns": str(patterns),
-        "static": str(static), "encoder_options": {"word_dim": 16, "char_out": 8, "hidden": 16},
+        "static": str(static), "tagger": {"encoder_options": {"word_dim": 16, "char_out": 8, "hidden": 16}},
         "strategies": list(sim.STRATEGIES), "answers": 20, "eval_every": 10, "dev_limit": 8,
         "output": str(tmp_path / "out"), "online": {"steps": 1},
     }  # fmt: skip

@@ -197,7 +197,7 @@ def test_batches_move_to_the_device_with_their_lattice() -> None:
     dm = TaggerDataModule("unused", "unused", pin_memory=True)
     dm.train_examples = dm.dev_examples = examples
     dm._labels = ["LOC", "PER"]
-    dm.attach(module.tagger.encoder)
+    dm.attach(module.tagger.batch_builder)
     loader = dm.train_dataloader()
     assert loader.pin_memory  # pinned host memory for CUDA copies (Lattice has pin_memory())
     assert TaggerDataModule("unused", "unused")._pin_memory() is False  # default: only when training on CUDA
