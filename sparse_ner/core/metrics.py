@@ -12,7 +12,8 @@ from typing import Sequence
 import torch
 from torchmetrics import Metric
 
-TokenSpan = tuple[int, int, str]
+from sparse_ner.tags import TokenSpan
+
 _FIELDS = ("precision", "recall", "f1", "support")
 
 

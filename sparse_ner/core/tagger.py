@@ -25,7 +25,6 @@ from sparse_ner.core.crf import CRF
 from sparse_ner.data.example import Example
 from sparse_ner.tags import Scheme, decode_tags, labels_of, split_tag, tag_names
 
-TokenSpan = tuple[int, int, str]
 
 
 SCHEMES = ("bio", "bioes")
