@@ -2,7 +2,7 @@
 
 import sys
 
-from sparse_ner.cli.merge import main
+from sparse_ner.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry("merge"))

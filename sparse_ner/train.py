@@ -2,7 +2,7 @@
 
 import sys
 
-from sparse_ner.cli.train import main
+from sparse_ner.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry("train"))

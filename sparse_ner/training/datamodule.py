@@ -143,7 +143,8 @@ class TaggerDataModule(pl.LightningDataModule):
         train: db-out JSONL of ``ner.teach`` answers, or a column file with complete gold tags.
         dev: gold JSONL or column file, used for early stopping and checkpoint selection.
         test: optional gold JSONL or column file, evaluated after training.
-        labels: entity labels; inferred (sorted) from the training and dev data when not given.
+        labels: entity labels (a list, or comma-separated as in Prodigy: ``PER,ORG``); inferred (sorted)
+            from the training and dev data when not given.
         scheme: the tagger's tag scheme, ``bio`` or ``bioes``.
         complete: override the completeness of training examples (``None``: the reader decides).
         max_tasks: use only the first N db-out records of ``train`` (the annotation budget).
@@ -163,7 +164,7 @@ class TaggerDataModule(pl.LightningDataModule):
         train: str,
         dev: str,
         test: str | None = None,
-        labels: list[str] | None = None,
+        labels: list[str] | str | None = None,
         scheme: Scheme = "bio",
         complete: bool | None = None,
         max_tasks: int | None = None,
@@ -180,6 +181,8 @@ class TaggerDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.train_path, self.dev_path, self.test_path = train, dev, test
         self.scheme = scheme
+        if isinstance(labels, str):  # Prodigy's spelling: --data.labels PER,ORG
+            labels = [x.strip() for x in labels.split(",") if x.strip()]
         self._labels = list(labels) if labels else None
         self.train_examples: list[Example] | None = None
         self.dev_examples: list[Example] | None = None
