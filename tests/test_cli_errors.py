@@ -32,3 +32,15 @@ def test_version_and_labels_in_prodigys_spelling(tmp_path: Path) -> None:
     assert out.returncode == 0 and out.stdout.strip() == f"sparse-ner {__version__}"
     paths = make_corpus(tmp_path)
     assert TaggerDataModule(str(paths["train"]), str(paths["dev"]), labels="PER, LOC").labels == ["PER", "LOC"]
+
+
+def test_inferred_labels_are_counted_and_typos_flagged() -> None:
+    from collections import Counter
+
+    from sparse_ner.training.datamodule import label_report, odd_labels
+
+    counts = Counter({"PER": 900, "ORG": 700, "per": 3, "FOO": 2, "MISC": 40})
+    assert odd_labels(counts) == ["FOO", "per"]
+    report = label_report(counts)
+    assert "PER 900" in report and "FOO, per" in report and "--data.labels" in report
+    assert odd_labels(Counter({"PER": 3, "LOC": 2})) == []  # a small corpus is not a typo

@@ -44,7 +44,9 @@ def read_any(
         stats = ReadStats()
         with _first_records(path, max_records) as source:
             examples = read_examples(source, labels=labels, complete=True if gold else complete, stats=stats)
-        report(f"[{name or path}] {path}\n{stats.report()}")
+        unknown = stats.counts["unknown_label"] + stats.span_counts["unknown_label"]
+        known = f"\n{unknown} record(s)/span(s) had a label outside the label set {', '.join(labels)}" if unknown and labels else ""
+        report(f"[{name or path}] {path}\n{stats.report()}{known}")
         return examples
     from sparse_ner.data.columns import read_columns
 

@@ -19,6 +19,7 @@ and :meth:`TaggerDataModule.train_words` in its ``setup`` and hands its picklabl
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -42,6 +43,27 @@ def _dist_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def odd_labels(counts: Counter) -> list[str]:
+    """Labels that look like typos: rare (under 1% of the commonest label's spans and under 5 spans),
+    or another label in different case (``per`` beside ``PER``)."""
+    if not counts:
+        return []
+    top = max(counts.values())
+    folded = Counter(label.casefold() for label in counts)
+    return sorted(label for label, n in counts.items()
+                  if (n < 5 and n < 0.01 * top) or (folded[label.casefold()] > 1 and label != label.upper()))  # fmt: skip
+
+
+def label_report(counts: Counter) -> str:
+    """The inferred label set with each label's span count, and the labels that look like typos."""
+    lines = ["labels inferred from the data (spans): " + ", ".join(f"{lab} {n}" for lab, n in sorted(counts.items()))]
+    odd = odd_labels(counts)
+    if odd:
+        lines.append(f"  check these labels, they look like typos: {', '.join(odd)} "
+                     f"(give the label set with --data.labels to drop them)")  # fmt: skip
+    return "\n".join(lines)
 
 
 class BucketBatchSampler(Sampler[list[int]]):
@@ -228,10 +250,10 @@ class TaggerDataModule(pl.LightningDataModule):
         if self._labels is None:
             if self.train_examples is None:
                 raise RuntimeError("labels are inferred from the data: call setup() first")
-            found = {s.label for ex in self.train_examples for s in (*ex.accepted, *ex.rejected)}
-            found |= {s.label for ex in self.dev_examples or [] for s in ex.accepted}
-            self._labels = sorted(found)
-            _print(f"labels inferred from the data: {self._labels}")
+            counts = Counter(s.label for ex in self.train_examples for s in (*ex.accepted, *ex.rejected))
+            counts.update(s.label for ex in self.dev_examples or [] for s in ex.accepted)
+            self._labels = sorted(counts)
+            _print(label_report(counts))
         return self._labels
 
     @property

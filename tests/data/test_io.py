@@ -57,3 +57,16 @@ def test_parse_tokens_checks_given_tokens_and_tokenizes_otherwise():
                 {"text": "ab", "tokens": [{"start": 0, "end": 9}]}, {"tokens": []}):  # fmt: skip
         with pytest.raises(DataError, match="line 7"):
             parse_tokens(bad, where="in.jsonl line 7")
+
+
+def test_an_unknown_label_names_the_known_ones(tmp_path):
+    import json
+
+    from sparse_ner.data.read import read_any
+
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "answer": "accept", "spans": [{"start": 0, "end": 3, "label": lab}]})
+                            + "\n" for t, lab in [("Bob ran", "FOO"), ("Ann ran", "PER")]))  # fmt: skip
+    messages: list[str] = []
+    examples = read_any(path, gold=False, labels=["PER", "ORG"], report=messages.append)
+    assert len(examples) == 1 and "outside the label set PER, ORG" in messages[0]
