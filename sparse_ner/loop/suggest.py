@@ -16,6 +16,8 @@ length.
 
 from __future__ import annotations
 
+import itertools
+
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -54,6 +56,13 @@ def format_task(task: dict, ex: Example, key: int, s: int, e: int, label: str, m
     out["_input_hash"] = key
     return out
 
+
+
+def chunks(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    """``items`` in lists of ``size`` (the last may be shorter), lazily."""
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
 
 class Suggester:
     """Scores streams with ``tagger`` (module docstring); ``memory`` says what was asked and how
@@ -102,14 +111,8 @@ class Suggester:
 
     def __call__(self, stream: Iterable[dict]) -> Iterator[tuple[float, dict]]:
         """``(score, task)`` for each suggested span of each text of ``stream`` (module docstring)."""
-        buffer: list[dict] = []
-        for task in stream:
-            buffer.append(task)
-            if len(buffer) >= self.batch_size:
-                yield from self.suggest(buffer)
-                buffer = []
-        if buffer:
-            yield from self.suggest(buffer)
+        for batch in chunks(stream, self.batch_size):
+            yield from self.suggest(batch)
 
     def suggest(self, tasks: list[dict]) -> Iterator[tuple[float, dict]]:
         """``(score, task)`` for the suggested spans of ``tasks``, scored together."""
@@ -166,14 +169,8 @@ class Suggester:
 
     def predict(self, tasks: Iterable[dict]) -> Iterator[dict]:
         """Each task with the model's best spans filled in (``ner_manual`` pre-annotation)."""
-        buffer: list[dict] = []
-        for task in tasks:
-            buffer.append(task)
-            if len(buffer) >= self.batch_size:
-                yield from self._predict(buffer)
-                buffer = []
-        if buffer:
-            yield from self._predict(buffer)
+        for batch in chunks(tasks, self.batch_size):
+            yield from self._predict(batch)
 
     def _predict(self, tasks: list[dict]) -> list[dict]:
         from sparse_ner.core.predict import predict_tasks
