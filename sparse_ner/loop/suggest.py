@@ -17,7 +17,6 @@ length.
 from __future__ import annotations
 
 import itertools
-
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Iterator, Sequence
