@@ -16,6 +16,8 @@ from typing import Callable
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("sparse_ner.cli.train", "train a tagger from a YAML config (LightningCLI)"),
     "predict": ("sparse_ner.cli.predict", "tag a JSONL file with an exported model"),
+    "export": ("sparse_ner.cli.export", "make a model folder from a training checkpoint"),
+    "to-spacy": ("sparse_ner.cli.to_spacy", "turn an exported model into a spaCy pipeline folder"),
     "evaluate": ("sparse_ner.cli.evaluate", "entity P/R/F1 of a model on gold JSONL or a column file"),
     "convert": ("sparse_ner.cli.convert", "convert between db-out JSONL and column files"),
     "simulate-teach": ("sparse_ner.cli.simulate_teach", "turn a gold corpus into simulated ner.teach answers"),

@@ -69,8 +69,8 @@ def label_report(counts: Counter) -> str:
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length, sharded across the ranks of a ``torch.distributed`` run.
 
-    With ``shuffle`` (training), the order changes every epoch (seeded by ``seed`` and the epoch
-    count, so every rank draws the same order): the shuffled examples are cut into chunks of
+    With ``shuffle`` (training), the order changes every epoch (seeded by ``seed`` and the epoch set by
+    :meth:`set_epoch`, so every rank draws the same order): the shuffled examples are cut into chunks of
     ``bucket_chunks`` *global* batches of ``batch_size * world`` examples, each chunk is sorted by
     length, and every rank takes ``global_batch[rank::world]``. Under DDP (gradients averaged over
     ranks) a step therefore sees the same examples as one process with batch ``batch_size * world``,
@@ -105,6 +105,16 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.bucket_chunks = bucket_chunks
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order to draw next (Lightning's fit loop calls it before each epoch, so a
+        run resumed from a checkpoint draws the same batches as an uninterrupted one)."""
+        self.epoch = epoch
+
+    @property
+    def sampler(self) -> "BucketBatchSampler":
+        """Itself: Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler``."""
+        return self
 
     def _world(self) -> tuple[int, int]:
         rank, world = _dist_world()
@@ -144,7 +154,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         rank, world = self._world()
         if self.shuffle:
             batches = [b[rank::world] for b in self._train_batches(world)]
-            self.epoch += 1
+            self.epoch += 1  # iterated again without set_epoch: the next order
         else:
             batches = self._eval_batches(world)[rank::world]
         return iter(batches)
