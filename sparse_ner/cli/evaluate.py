@@ -13,9 +13,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparse_ner.evaluate",
-                                     description="Entity P/R/F1 of an exported model on gold data.")  # fmt: skip
+                                     description="Entity P/R/F1 of an exported model on gold data; on db-out binary "
+                                                 "answers, what the answers can say (detected, reported as such).")  # fmt: skip
     parser.add_argument("model", help="exported model folder")
-    parser.add_argument("gold", help="gold JSONL (complete annotations) or column file; - for stdin (JSONL)")
+    parser.add_argument("gold", help="gold JSONL (complete annotations), db-out JSONL of binary answers, "
+                        "or a column file; - for stdin (JSONL)")
     parser.add_argument("--encoding", default="iob1", help="tag encoding of a column file (default: iob1)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")

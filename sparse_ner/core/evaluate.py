@@ -1,6 +1,9 @@
-"""Entity P/R/F1 of an exported model on gold data: :func:`evaluate`.
+"""Entity P/R/F1 of an exported model on gold data or on binary answers: :func:`evaluate`.
 
 GOLD is JSONL with complete annotations (every entity in ``spans``) or a column file in ``encoding``.
+A db-out file of binary answers (``ner.teach``) is detected (:func:`sparse_ner.data.read.is_binary`)
+and scored on what its answers say, never as if it were complete (see
+:class:`~sparse_ner.core.metrics.EntityF1`: ``binary`` in the result is the share of such texts).
 The command line is ``python -m sparse_ner.evaluate MODEL GOLD [--encoding iob1] [--json]``
 (:mod:`sparse_ner.cli.evaluate`).
 """
@@ -18,9 +21,12 @@ def evaluate(model: str | Path, gold: str | Path, encoding: str = "iob1", batch_
     from sparse_ner.core.metrics import EntityF1
 
     tagger = load(model)
-    examples = read_any(gold, gold=True, column_encoding=encoding, name="gold")
+    examples = read_any(gold, gold="auto", labels=tagger.labels, column_encoding=encoding, name="gold")
+    if not examples:
+        raise ValueError(f"{gold}: no usable example to evaluate on (see the reader's report above)")
     metric = EntityF1(tagger.labels)
     preds = tagger.tag(examples, batch_size=batch_size)
-    metric.update([[s[:3] for s in spans] for spans in preds], [[s.key for s in ex.accepted] for ex in examples])
+    metric.update([[s[:3] for s in spans] for spans in preds], [[s.key for s in ex.accepted] for ex in examples],
+                  [[s.key for s in ex.rejected] for ex in examples], [ex.complete for ex in examples])  # fmt: skip
     return {k: float(v) for k, v in metric.compute().items()}
 

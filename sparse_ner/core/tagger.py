@@ -9,14 +9,16 @@ same without the tagger):
 
 - ``"inputs"``: the encoder's tensors (``encoder.collate``), including ``"word_mask"`` (B, T) bool;
 - ``"lattice"``: the :class:`~sparse_ner.core.lattice.Lattice` of what the annotation allows (training);
-- ``"gold"``: per example, the accepted token spans ``(start, end_inclusive, label)`` (evaluation).
+- ``"gold"``: per example, the accepted token spans ``(start, end_inclusive, label)`` (evaluation);
+- ``"rejected"``, ``"complete"``: per example, the rejected token spans and whether the annotation is
+  complete (evaluation on binary answers: :class:`~sparse_ner.core.metrics.EntityF1`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Literal, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -42,7 +44,9 @@ class TaggerConfig:
         scheme: tag scheme, ``bio`` or ``bioes``.
         dropout: dropout before the emission layer.
         transitions: CRF transition scores; ``False`` gives a softmax head with the same loss.
-        entity_ratio: expected share of entity tokens for the entity-ratio penalty (``None``: off).
+        entity_ratio: expected share of entity tokens for the entity-ratio penalty (``None``: off;
+            ``"auto"``: measured on the training data by ``TaggerModule``, see
+            :mod:`sparse_ner.training.entity_ratio`; a tagger is built with a number).
         ratio_margin: tolerance of the entity-ratio penalty.
         ratio_weight: weight of the entity-ratio penalty.
         factored: add shared entity-ness and per-label scores to the emissions (see ``Tagger``).
@@ -55,7 +59,7 @@ class TaggerConfig:
     scheme: Scheme = "bio"
     dropout: float = 0.2
     transitions: bool = True
-    entity_ratio: float | None = None
+    entity_ratio: float | Literal["auto"] | None = None
     ratio_margin: float = 0.05
     ratio_weight: float = 1.0
     factored: bool = False
@@ -102,6 +106,9 @@ class TaggerConfig:
         (the small encoder's vocabulary from ``vocab_words``), then the head."""
         from sparse_ner.core.encoders import build_encoder
 
+        if self.entity_ratio == "auto":
+            raise ValueError("entity_ratio 'auto' is measured on the training data when training "
+                             "(sparse_ner.training.entity_ratio); to build a tagger directly give a number or None")  # fmt: skip
         encoder = build_encoder(self.encoder, vocab_words=vocab_words, **(self.encoder_options or {}))
         return Tagger(encoder, list(labels), self.scheme, **self.head_options())
 
@@ -130,7 +137,9 @@ def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None
     elif len(features) != len(examples):
         raise ValueError(f"{len(features)} features for {len(examples)} examples")
     inputs = encoder.collate(list(features))
-    batch: dict[str, Any] = {"inputs": inputs, "gold": [[s.key for s in ex.accepted] for ex in examples]}
+    batch: dict[str, Any] = {"inputs": inputs, "gold": [[s.key for s in ex.accepted] for ex in examples],
+                             "rejected": [[s.key for s in ex.rejected] for ex in examples],
+                             "complete": [ex.complete for ex in examples]}  # fmt: skip
     if tags is not None:
         T = inputs["word_mask"].shape[1]
         anns = [annotation_of(ex) for ex in examples]

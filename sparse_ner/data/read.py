@@ -7,7 +7,7 @@ import itertools
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 from sparse_ner.data.example import Example
 
@@ -23,7 +23,7 @@ def is_jsonl(path: str | Path) -> bool:
 def read_any(
     path: str | Path,
     *,
-    gold: bool,
+    gold: bool | Literal["auto"],
     complete: bool | None = None,
     labels: Sequence[str] | None = None,
     max_records: int | None = None,
@@ -33,7 +33,10 @@ def read_any(
 ) -> list[Example]:
     """Examples from a db-out/gold JSONL file or a column file; prints the reader's report.
 
-    ``gold`` marks dev/test data: every JSONL example is complete. ``max_records`` keeps the first N
+    ``gold`` marks dev/test data: every JSONL example is complete. ``"auto"`` (evaluation data that
+    may be binary answers): a file with any binary task (``_view_id`` ``ner`` or a rejected answer) is
+    read as answers, each text complete only if it has a manual annotation (see :func:`is_binary`);
+    any other JSONL file is complete gold. ``max_records`` keeps the first N
     JSONL records (before merging by ``_input_hash``) or the first N column-file sentences.
     ``report`` prints the reader's report (default: to stderr).
     """
@@ -42,11 +45,21 @@ def read_any(
         from sparse_ner.data.prodigy import ReadStats, read_examples
 
         stats = ReadStats()
+        forced = complete if gold is False else (True if gold is True else None)
         with _first_records(path, max_records) as source:
-            examples = read_examples(source, labels=labels, complete=True if gold else complete, stats=stats)
+            examples = read_examples(source, labels=labels, complete=forced, stats=stats)
         unknown = stats.counts["unknown_label"] + stats.span_counts["unknown_label"]
         known = f"\n{unknown} record(s)/span(s) had a label outside the label set {', '.join(labels)}" if unknown and labels else ""
-        report(f"[{name or path}] {path}\n{stats.report()}{known}")
+        kind = ""
+        if gold == "auto":
+            if is_binary(examples):
+                binary = sum(not ex.complete for ex in examples)
+                kind = (f"\nbinary answers: {binary} of {len(examples)} texts have no complete annotation; they are "
+                        "scored on their answers only (accepted spans found, rejected spans avoided), not as gold")  # fmt: skip
+            else:
+                for ex in examples:
+                    ex.complete = True
+        report(f"[{name or path}] {path}\n{stats.report()}{known}{kind}")
         return examples
     from sparse_ner.data.columns import read_columns
 
@@ -58,6 +71,14 @@ def read_any(
     n_spans = sum(len(ex.accepted) for ex in examples)
     report(f"[{name or path}] {path}: {len(examples)} complete sentences, {n_spans} entities ({column_encoding})")
     return examples
+
+
+def is_binary(examples: Sequence[Example]) -> bool:
+    """Whether examples read from JSONL hold binary answers: some record is a ``ner`` (teach) task or
+    a rejected answer. A file of accepted records without ``_view_id`` is taken for complete gold
+    (the format ``sparse-ner convert`` and most gold exports write)."""
+    return any(task.get("_view_id") == "ner" or task.get("answer") == "reject" or ex.rejected
+               for ex in examples for task in ex.tasks)  # fmt: skip
 
 
 @contextlib.contextmanager

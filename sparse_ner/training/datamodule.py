@@ -2,8 +2,11 @@
 
 Training data is ``prodigy db-out`` JSONL (sparse binary answers, merged per text by
 :func:`sparse_ner.data.prodigy.read_examples`) or a column file (complete gold). Dev and test data are
-gold: JSONL whose ``spans`` are every entity, or a column file. A path is read as JSONL when it ends
-in ``.jsonl``/``.json`` (or is ``-``), else as a column file in ``column_encoding``.
+gold (JSONL whose ``spans`` are every entity, or a column file) or binary answers, detected and scored
+on what the answers say (:class:`~sparse_ner.core.metrics.EntityF1`). Without a dev file,
+``eval_split`` of the training texts (chosen by ``_input_hash`` and ``seed``, so a text stays on its
+side whatever the budget) is held out as dev. A path is read as JSONL when it ends in
+``.jsonl``/``.json`` (or is ``-``), else as a column file in ``column_encoding``.
 
 Batches are length-bucketed: the shuffled training set is cut into chunks of ``bucket_chunks``
 batches, each chunk is sorted by length and cut into batches, and the batches are shuffled, so
@@ -18,6 +21,7 @@ and :meth:`TaggerDataModule.train_words` in its ``setup`` and hands its picklabl
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections import Counter
 from pathlib import Path
@@ -173,8 +177,11 @@ class TaggerDataModule(pl.LightningDataModule):
 
     Args:
         train: db-out JSONL of ``ner.teach`` answers, or a column file with complete gold tags.
-        dev: gold JSONL or column file, used for early stopping and checkpoint selection.
-        test: optional gold JSONL or column file, evaluated after training.
+        dev: gold JSONL or column file, or db-out answers, used for early stopping and checkpoint
+            selection; without it, ``eval_split`` of the training texts is held out instead.
+        eval_split: share of the training texts held out as dev when ``dev`` is not given (default
+            0.2 then), chosen by ``_input_hash`` and ``seed``; their answers score the model.
+        test: optional gold JSONL or column file (or db-out answers), evaluated after training.
         labels: entity labels (a list, or comma-separated as in Prodigy: ``PER,ORG``); inferred (sorted)
             from the training and dev data when not given.
         scheme: the tagger's tag scheme, ``bio`` or ``bioes``.
@@ -194,8 +201,9 @@ class TaggerDataModule(pl.LightningDataModule):
     def __init__(
         self,
         train: str,
-        dev: str,
+        dev: str | None = None,
         test: str | None = None,
+        eval_split: float | None = None,
         labels: list[str] | str | None = None,
         scheme: Scheme = "bio",
         complete: bool | None = None,
@@ -211,6 +219,10 @@ class TaggerDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if dev is not None and eval_split is not None:
+            raise ValueError("give data.dev (a dev file) or data.eval_split (hold out training texts), not both")
+        if eval_split is not None and not 0.0 < eval_split < 1.0:
+            raise ValueError(f"data.eval_split must be between 0 and 1 (a share of the texts), got {eval_split}")
         self.train_path, self.dev_path, self.test_path = train, dev, test
         self.scheme = scheme
         if isinstance(labels, str):  # Prodigy's spelling: --data.labels PER,ORG
@@ -222,7 +234,7 @@ class TaggerDataModule(pl.LightningDataModule):
         self.collate: Callable[[list[Example]], dict] | None = None
 
     # --- reading -------------------------------------------------------------------------------
-    def _read(self, path: str, gold: bool, name: str, max_records: int | None = None) -> list[Example]:
+    def _read(self, path: str, gold: bool | str, name: str, max_records: int | None = None) -> list[Example]:
         hp = self.hparams
         return read_any(path, gold=gold, complete=hp.complete, labels=self._labels, max_records=max_records,
                         column_encoding=hp.column_encoding, name=name)  # fmt: skip
@@ -249,10 +261,29 @@ class TaggerDataModule(pl.LightningDataModule):
                 for ex in self.train_examples:
                     ex.rejected = []
                 _print(f"[train] use_rejects=False: {dropped} rejected spans not used")
+            if self.dev_path is None:
+                self._hold_out()
         if self.dev_examples is None:
-            self.dev_examples = self._read(self.dev_path, gold=True, name="dev")
+            self.dev_examples = self._read(self.dev_path, gold="auto", name="dev")
         if stage in (None, "test") and self.test_path and self.test_examples is None:
-            self.test_examples = self._read(self.test_path, gold=True, name="test")
+            self.test_examples = self._read(self.test_path, gold="auto", name="test")
+
+    def _hold_out(self) -> None:
+        """Move ``eval_split`` of the training texts (by input hash and seed) to the dev set."""
+        share = self.hparams.eval_split if self.hparams.eval_split is not None else 0.2
+        seed = self.hparams.seed
+        held = [held_out(ex, share, seed) for ex in self.train_examples]
+        dev = [ex for ex, h in zip(self.train_examples, held) if h]
+        train = [ex for ex, h in zip(self.train_examples, held) if not h]
+        if not dev or not train:
+            raise ValueError(f"data.eval_split {share}: {len(dev)} of {len(self.train_examples)} texts held out, "
+                             f"{len(train)} left to train on; give more data, another eval_split or a data.dev file")  # fmt: skip
+        self.train_examples, self.dev_examples = train, dev
+        binary = sum(not ex.complete for ex in dev)
+        answers = sum(len(ex.accepted) + len(ex.rejected) for ex in dev)
+        _print(f"[dev] no dev file: {len(dev)} of {len(dev) + len(train)} training texts held out "
+               f"(eval_split {share}, by _input_hash, seed {seed}); {binary} of them are scored on their "
+               f"{answers} binary answers, {len(dev) - binary} as complete annotations")  # fmt: skip
 
     @property
     def labels(self) -> list[str]:
@@ -315,6 +346,14 @@ class TaggerDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_examples, train=False)
+
+
+def held_out(example: Example, share: float, seed: int = 0) -> bool:
+    """Whether ``example`` falls in the held-out ``share`` of texts: decided by its ``_input_hash``
+    (else its text) and ``seed`` alone, so the split does not depend on the order or the budget."""
+    key = example.input_hash if example.input_hash is not None else example.text
+    digest = hashlib.md5(f"{seed}:{key}".encode("utf8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
 def read_any(path: str | Path, **kwargs: Any) -> list[Example]:

@@ -8,7 +8,7 @@ vocabulary come from the training data held by :class:`~sparse_ner.training.data
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -36,7 +36,9 @@ class TaggerModule(pl.LightningModule):
         scheme: tag scheme, ``bio`` or ``bioes`` (linked to the data module's).
         dropout: dropout before the emission layer.
         transitions: CRF transition scores; ``False`` gives a softmax head with the same loss.
-        entity_ratio: expected share of entity tokens for the entity-ratio penalty (``None``: off).
+        entity_ratio: expected share of entity tokens for the entity-ratio penalty (``None``: off;
+            ``"auto"``, the default for training: measured on the complete annotations of the training
+            or dev data, see :mod:`sparse_ner.training.entity_ratio`).
         ratio_margin: tolerance of the entity-ratio penalty.
         ratio_weight: weight of the entity-ratio penalty.
         factored: add shared entity-ness and per-label scores to the emissions (see ``Tagger``).
@@ -57,7 +59,7 @@ class TaggerModule(pl.LightningModule):
         scheme: Scheme = _DEFAULT.scheme,
         dropout: float = _DEFAULT.dropout,
         transitions: bool = _DEFAULT.transitions,
-        entity_ratio: float | None = _DEFAULT.entity_ratio,
+        entity_ratio: float | Literal["auto"] | None = "auto",  # the one default that differs from TaggerConfig
         ratio_margin: float = _DEFAULT.ratio_margin,
         ratio_weight: float = _DEFAULT.ratio_weight,
         factored: bool = _DEFAULT.factored,
@@ -80,7 +82,11 @@ class TaggerModule(pl.LightningModule):
         return TaggerConfig(**{name: self.hparams[name] for name in TaggerConfig.names()})
 
     def build(self, labels: list[str], train_words: list[list[str]]) -> Tagger:
-        """Build the encoder and the tagger (vocabulary from ``train_words`` for the small encoder)."""
+        """Build the encoder and the tagger (vocabulary from ``train_words`` for the small encoder).
+        ``entity_ratio: auto`` is resolved by :meth:`setup` from the data module; without one, here,
+        to the fallback value (nothing to measure it on)."""
+        if self.hparams.entity_ratio == "auto":
+            self.resolve_entity_ratio([], None)
         self.tagger = self.tagger_config.build(labels, train_words)
         self.metric = EntityF1(list(labels))
         self.hparams.labels = list(labels)
@@ -91,9 +97,39 @@ class TaggerModule(pl.LightningModule):
         if self.tagger is None:
             if dm is None:
                 raise RuntimeError("TaggerModule builds its tagger from a TaggerDataModule: pass datamodule=")
+            if self.hparams.entity_ratio == "auto":
+                self.resolve_entity_ratio(dm.train_examples or [], dm.dev_examples)
             self.build(self.hparams.labels or dm.labels, dm.train_words())
         if dm is not None and hasattr(dm, "attach"):
             dm.attach(self.tagger.batch_builder)
+
+    def resolve_entity_ratio(self, train: list, dev: list | None = None) -> float:
+        """Replace ``entity_ratio: auto`` by the value measured on ``train`` / ``dev`` examples
+        (:func:`~sparse_ner.training.entity_ratio.auto_entity_ratio`), printed and kept in the hyperparameters."""
+        from sparse_ner.training.entity_ratio import auto_entity_ratio
+
+        value, why = auto_entity_ratio(train, dev)
+        self.hparams.entity_ratio = round(value, 4)
+        if self._trainer is None or self.trainer.is_global_zero:
+            print(f"[model] {why}", flush=True)
+        return self.hparams.entity_ratio
+
+    # --- checkpoints (sparse_ner.training.checkpoint) -----------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what rebuilding the tagger needs besides the weights (tags, options, the small
+        encoder's vocabulary), so that ``sparse-ner export`` makes a model folder from any checkpoint."""
+        from sparse_ner.training.checkpoint import KEY, describe
+
+        if self.tagger is not None:
+            checkpoint[KEY] = describe(self.tagger)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Build the tagger from the checkpoint when there is none yet (``TaggerModule.load_from_checkpoint``)."""
+        from sparse_ner.training.checkpoint import KEY, tagger_from_description
+
+        if self.tagger is None and KEY in checkpoint:
+            self.tagger = tagger_from_description(checkpoint[KEY])
+            self.metric = EntityF1(list(self.tagger.labels))
 
     # --- steps ---------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -110,7 +146,7 @@ class TaggerModule(pl.LightningModule):
     def _evaluate_step(self, batch: dict, prefix: str) -> None:
         self.log(f"{prefix}_loss", self.tagger.loss(batch), batch_size=len(batch["gold"]), sync_dist=True)
         preds = self.tagger.predict(batch)
-        self.metric.update([[s[:3] for s in spans] for spans in preds], batch["gold"])
+        self.metric.update([[s[:3] for s in spans] for spans in preds], batch["gold"], batch["rejected"], batch["complete"])
 
     def on_validation_epoch_end(self) -> None:
         self._log_metric("val")

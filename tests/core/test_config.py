@@ -40,7 +40,8 @@ def test_the_training_module_declares_the_tagger_options_of_the_config():
     assert not_tagger == {"labels", "lr", "encoder_lr", "weight_decay", "warmup", "decay"}, (
         "a new TaggerModule option: a tagger option belongs in TaggerConfig, else add it here"
     )
-    assert declared(TaggerModule.__init__, TaggerConfig.names()) == fields()
+    # training measures the entity ratio on its data by default; a bare tagger (the loop) has it off
+    assert declared(TaggerModule.__init__, TaggerConfig.names()) == {**fields(), "entity_ratio": (fields()["entity_ratio"][0], "auto")}
 
 
 def test_the_tagger_declares_the_head_options_of_the_config():
@@ -48,12 +49,15 @@ def test_the_tagger_declares_the_head_options_of_the_config():
     assert set(HEAD_OPTIONS) | {"encoder", "encoder_options", "scheme"} == set(TaggerConfig.names())
     tagger_options = set(inspect.signature(Tagger.__init__).parameters) - {"self", "encoder", "labels"}
     assert tagger_options == set(head)
-    assert declared(Tagger.__init__, head) == {k: v for k, v in fields().items() if k in head}
+    expected = {k: v for k, v in fields().items() if k in head}
+    expected["entity_ratio"] = (float | None, None)  # a tagger takes a number: "auto" is resolved before
+    assert declared(Tagger.__init__, head) == expected
 
 
 def test_the_module_builds_its_tagger_from_its_hyperparameters():
     module = TaggerModule(encoder_options=SMALL, dropout=0.0, factored=True, reject_prior=0.3, lr=0.1)
-    assert module.tagger_config == TaggerConfig(encoder_options=SMALL, dropout=0.0, factored=True, reject_prior=0.3)
+    assert module.tagger_config == TaggerConfig(encoder_options=SMALL, dropout=0.0, factored=True, reject_prior=0.3,
+                                                entity_ratio="auto")
     tagger = module.build(["LOC", "PER"], WORDS)
     assert tagger.factored and tagger.reject_prior == 0.3 and tagger.options["dropout"] == 0.0
 
