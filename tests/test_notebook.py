@@ -23,5 +23,11 @@ def test_walkthrough_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
     assert any("annotated \\ predicted" in h and "Hardest" in h for h in html)  # the report is shown inline
+    # the printed spans are pieces of the hardest task's own text (not sliced from another task's)
+    hardest = json.loads((tmp_path / "review.jsonl").read_text().splitlines()[0])
+    printed = [o["text"] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stdout"]
+    (before,) = [line for out in printed for line in out.splitlines() if line.startswith("hardest, before:")]
+    expected = [(s["label"], hardest["text"][s["start"] : s["end"]]) for s in hardest["spans"]]
+    assert before == f"hardest, before: {expected}"
     merged = [json.loads(line) for line in (tmp_path / "merged.jsonl").read_text().splitlines()]
     assert len(merged) >= 290  # every original answer is kept or replaced, none lost
