@@ -23,6 +23,8 @@ Public API (imported lazily, so ``import sparse_ner`` is cheap):
 - ``OnlineTagger``: the model in the annotation loop (``update(answers)``, ``model(stream)`` ->
   ``(score, task)``, ``to_disk`` / ``from_disk``); ``prefer_uncertain`` sorter; ``PatternMatcher``,
   ``read_patterns`` for match-pattern cold starts (needs spaCy: the ``online`` extra).
+- ``to_spacy(model, nlp=None)``: the tagger as a spaCy pipeline component (``ner``: ``doc.ents``, scored
+  ``doc.spans``, ``score``); ``sparse-ner to-spacy MODEL OUT_DIR`` writes a folder for ``spacy.load``.
 - ``score_examples(tagger, examples) -> [Review]``: how likely each annotation is a mistake (``review.SCORES``);
   ``strip_predicted`` (Prodigy ``before_db``); ``merge_corrections(original, corrections)``: corrections replace answers.
 
@@ -71,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "prefer_uncertain": "sparse_ner.loop.selection",
     "PatternMatcher": "sparse_ner.loop.patterns",
     "read_patterns": "sparse_ner.loop.patterns",
+    "to_spacy": "sparse_ner.integrations.spacy",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,6 +1,6 @@
 """The package's layout holds: imports only point down the wings, and there is no import circle.
 
-``tags <- data <- core <- {training, loop, review} <- cli`` (``../shared/ARCHITECTURE.md``): a module
+``tags <- data <- core <- {training, loop, review, integrations} <- cli`` (``../shared/ARCHITECTURE.md``): a module
 may import its own wing and the wings below it; ``loop`` never imports ``training``; ``review``
 imports ``training`` only for out-of-fold models (``review/folds.py``). Every import counts,
 function-local ones included (read from the source with ``ast``, nothing is executed).
@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sparse_ner"
-LEVEL = {"tags": 0, "data": 1, "core": 2, "training": 3, "loop": 3, "review": 3, "cli": 4, "entry": 5}
+LEVEL = {"tags": 0, "data": 1, "core": 2, "training": 3, "loop": 3, "review": 3, "integrations": 3, "cli": 4, "entry": 5}
 ALLOWED_SIDEWAYS = {("review.folds", "training")}  # out-of-fold models are trained with Lightning
 
 
