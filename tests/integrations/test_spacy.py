@@ -25,7 +25,7 @@ from sparse_ner.core.evaluate import evaluate
 from sparse_ner.core.export import export, load
 from sparse_ner.core.predict import predict_tasks
 from sparse_ner.core.tagger import Tagger
-from sparse_ner.data.example import Example
+from sparse_ner.data.example import Example, Token
 from sparse_ner.data.prodigy import read_examples
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.integrations.spacy import FACTORY, SPANS_KEY, to_spacy, write_pipeline
@@ -294,3 +294,40 @@ def test_cli_refuses_a_full_folder_and_never_writes_over_the_model(corpus: dict[
     assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before
     assert main(["to-spacy", str(tmp_path / "nothing"), str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_spacy_package_carries_the_model_and_requires_sparse_ner(corpus: dict[str, Path], tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "spacy", "package", str(corpus["pipeline"]), str(tmp_path), "--name",
+                           "tiny", "--version", "0.1.0", "--build", "none"], capture_output=True, text=True, env=ENV,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    package = tmp_path / "en_tiny-0.1.0"
+    meta = json.loads((package / "meta.json").read_text())
+    assert any(r.startswith("sparse-ner") for r in meta["requirements"])
+    assert (package / "en_tiny" / "en_tiny-0.1.0" / "ner" / "tagger.json").is_file()
+
+
+def test_transformer_tagger_on_spacy_tokens() -> None:
+    """MiniLM's subwords are aligned to spaCy's tokens; the pipeline, also after to_bytes/from_bytes,
+    gives the tagger's own spans and probabilities on them."""
+    from sparse_ner.core.tagger import TaggerConfig
+
+    torch.manual_seed(0)
+    tagger = TaggerConfig(encoder="minilm", dropout=0.0).build(["LOC", "PER"]).eval()
+    with torch.no_grad():  # an untrained model that predicts some entities
+        tagger.emit.bias.copy_(torch.tensor([0.0, 2.0, 0.5, 1.0, 0.5]))
+    texts = ["Zürich's 3.5-million-franc deal (with Nestlé) fell through.", "O'Neil met Ms. Dürr in São Paulo!"]
+    nlp = to_spacy(tagger, spacy.blank("en"))
+    docs = list(nlp.pipe(texts))
+    words = [[t.text for t in doc] for doc in docs]
+    assert words[0][:2] == ["Zürich", "'s"]  # spaCy's tokens, not ours
+    examples = [Example(doc.text, [Token(t.text, t.idx, t.idx + len(t), bool(t.whitespace_)) for t in doc]) for doc in docs]
+    expected = tagger.tag(examples)
+    assert sum(map(len, expected)) > 0
+    again = spacy.blank("en")
+    again.add_pipe(FACTORY, name="ner")
+    again.from_bytes(nlp.to_bytes())
+    for pipeline in (nlp, again):
+        for doc, spans in zip(pipeline.pipe(texts), expected):
+            assert [(e.start, e.end - 1, e.label_) for e in doc.ents] == [s[:3] for s in spans]
+            assert list(doc.spans[SPANS_KEY].attrs["scores"]) == pytest.approx([s.score for s in spans], abs=1e-6)
