@@ -170,7 +170,10 @@ def to_spacy(model: "str | Path | Tagger", nlp: Language | None = None, *, lang:
 
     tagger = load(model) if isinstance(model, (str, Path)) else model
     if nlp is None:
-        nlp = spacy.blank(lang)
+        try:
+            nlp = spacy.blank(lang)
+        except ImportError as err:  # an unknown language, or one whose tokenizer needs another package
+            raise ValueError(f"spaCy cannot make a {lang!r} pipeline: {err}") from err
         nlp.meta["name"] = "sparse_ner"
         nlp.meta["description"] = "A sparse_ner tagger (trained from binary ner.teach answers) as a spaCy pipeline"
     if name in nlp.pipe_names:

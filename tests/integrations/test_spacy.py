@@ -293,6 +293,8 @@ def test_cli_refuses_a_full_folder_and_never_writes_over_the_model(corpus: dict[
     assert spacy.load(out).pipe_names == ["ents"]
     assert {p: p.read_bytes() for p in model.rglob("*") if p.is_file()} == before
     assert main(["to-spacy", str(tmp_path / "nothing"), str(tmp_path / "x")]) == 2
+    assert main(["to-spacy", str(model), str(tmp_path / "x"), "--lang", "xx-no-such"]) == 2
+    assert "xx-no-such" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
