@@ -12,7 +12,9 @@ import argparse
 import sys
 from typing import Any
 
-from sparse_ner.review.score import DEFAULT_SCORE, SCORES
+# sparse_ner.review.score's, spelled out so that --help imports no torch (tests/test_cli_help.py)
+SCORES = ("span_odds", "worst_span", "loss", "loss_per_span", "margin", "f1", "token")
+DEFAULT_SCORE = "span_odds"
 
 
 def training_overrides(extra: list[str]) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=None, help="write only the N hardest examples")
     parser.add_argument("--html", default=None, help="HTML report path (default: OUTPUT with .html)")
     parser.add_argument("--report-top", type=int, default=50, help="examples shown in the HTML report")
-    parser.add_argument("--column-encoding", default="iob1", help="tag encoding of a column-file DATA")
+    parser.add_argument("--encoding", default="iob1", help="tag encoding of a column-file DATA (default iob1)")
     parser.add_argument("--models-dir", default=None, help="keep the fold models here (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = review(args.data, args.output, model=args.model, config=args.config, folds=args.folds,
                         score=args.score, top=args.top, html=args.html, report_top=args.report_top,
-                        column_encoding=args.column_encoding, training=training, models_dir=args.models_dir,
+                        column_encoding=args.encoding, training=training, models_dir=args.models_dir,
                         seed=args.seed, batch_size=args.batch_size)  # fmt: skip
     except ArgumentError as err:  # a training override the config's typed options refuse
         parser.error(f"training options: {err}")

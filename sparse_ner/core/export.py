@@ -52,12 +52,23 @@ def export(tagger: Tagger, folder: str | Path, config: dict[str, Any] | str | No
     return folder
 
 
+def _no_model(folder: Path) -> str:
+    """What to do when ``folder`` is not a model folder (the one line ``sparse-ner`` prints)."""
+    if folder.is_file() and folder.suffix == ".ckpt":
+        return f"{folder} is a training checkpoint: make a model folder from it with `sparse-ner export {folder} OUT`"
+    if folder.is_dir():
+        return (f"{folder} holds no model (no tagger.json): give the folder that holds tagger.json (e.g. "
+                f"runs/<run_name>/latest), or make one from a checkpoint with `sparse-ner export CHECKPOINT {folder}`")
+    return (f"no model at {folder}: train one with `sparse-ner train CONFIG` "
+            "or give the folder that holds tagger.json (e.g. runs/<run_name>/latest)")
+
+
 def load(path: str | Path, device: str | torch.device = "cpu") -> Tagger:
     """Load an exported tagger (in eval mode) from its folder."""
     folder = Path(path)
     meta_path = folder / "tagger.json"
     if not meta_path.exists():
-        raise FileNotFoundError(f"{folder} is not an exported sparse_ner model (no tagger.json)")
+        raise FileNotFoundError(_no_model(folder))
     meta = json.loads(meta_path.read_text(encoding="utf8"))
     from sparse_ner.core.encoders import load_encoder
 

@@ -57,6 +57,12 @@ def make_example(words: list[str], tags: list[str], encoding: str = "iob2", sep:
     return Example(text=text, tokens=tokens, accepted=spans, complete=True)
 
 
+def _encoding_hint(prefix: str) -> str:
+    """What to do about a tag prefix the given encoding does not have (the file is in another one)."""
+    likely = "bmes" if prefix == "M" else "bioes"
+    return f"the file looks {likely}: give --encoding {likely} (in training: --data.column_encoding {likely})"
+
+
 def _read(source: str | Path, encoding: str, column: int, sep: str | None) -> Iterator[tuple[int, Example]]:
     """Yield ``(document_index, example)``."""
     enc = _check_encoding(encoding)
@@ -81,7 +87,7 @@ def _read(source: str | Path, encoding: str, column: int, sep: str | None) -> It
                 tag = parts[column]
                 prefix, _ = split_tag(tag)
                 if prefix != "O" and prefix not in PREFIXES[enc]:
-                    raise ValueError(f"prefix {prefix!r} is not valid in {enc}")
+                    raise ValueError(f"prefix {prefix!r} is not valid in {enc}: {_encoding_hint(prefix)}")
             except (IndexError, ValueError) as err:
                 raise DataError(f"{name}:{lineno}: bad tag column {column} in {line!r}: {err}") from None
             words.append(parts[0])

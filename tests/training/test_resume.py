@@ -59,6 +59,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     whole = subprocess.run(train(config, folder / "whole", "-o", str(folder / "whole_model")),
                            capture_output=True, text=True, cwd=ROOT, env=ENV)  # fmt: skip
     assert whole.returncode == 0, whole.stderr[-3000:]
+    (folder / "whole.out").write_text(whole.stdout + whole.stderr)
     return {"folder": folder, "config": config, "whole": folder / "whole" / "sparse_ner" / "version_0",
             "whole_model": folder / "whole_model", "whole_stdout": Path(folder / "whole.out")}  # fmt: skip
 
@@ -136,3 +137,39 @@ def test_latest_points_at_the_newest_exported_model(runs: dict[str, Path]) -> No
     latest = runs["whole"].parent / "latest"
     assert latest.is_symlink() and latest.resolve() == runs["whole_model"].resolve()
     assert sparse_ner.load(latest).labels == sparse_ner.load(runs["whole_model"]).labels
+
+
+def test_lightning_tips_and_adverts_are_silenced(runs: dict[str, Path]) -> None:
+    import logging
+
+    from sparse_ner.training.train import _Quiet
+
+    output = runs["whole_stdout"].read_text()
+    for noise in ("💡", "Tip:", "litmodels", "litlogger", "GPU available", "TPU available", "HPU available"):
+        assert noise not in output, noise
+    assert "latest model:" in output and "exported model:" in output
+    record = lambda msg: logging.LogRecord("pytorch_lightning", logging.WARNING, "", 0, msg, None, None)  # noqa: E731
+    assert _Quiet().filter(record("The number of training batches (4) is smaller than the logging interval"))
+    assert not _Quiet().filter(record("GPU available: True (cuda), used: True"))
+
+
+def test_latest_falls_back_to_a_text_file_and_folders_are_written_whole(tmp_path: Path, monkeypatch) -> None:
+    from sparse_ner.training.checkpoint import link_latest, write_folder
+
+    model = write_folder(tmp_path / "model", lambda tmp: (tmp / "tagger.json").write_text("{}"))
+    assert link_latest(tmp_path / "run", model).is_symlink()
+    # a failed write leaves the old folder as it was and no temporary folder behind
+    def fail(tmp: Path) -> None:
+        (tmp / "tagger.json").write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_folder(model, fail)
+    assert (model / "tagger.json").read_text() == "{}" and sorted(p.name for p in tmp_path.iterdir()) == ["model", "run"]
+
+    def no_symlinks(*args: object, **kwargs: object) -> None:
+        raise OSError("symlinks not permitted")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    text = link_latest(tmp_path / "run2", model)
+    assert text.name == "latest.txt" and Path(text.read_text().strip()) == model.resolve()
