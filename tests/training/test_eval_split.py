@@ -89,13 +89,29 @@ def test_auto_entity_ratio_is_measured_on_complete_annotations() -> None:
     tokens = [Token(w, i * 2, i * 2 + 1) for i, w in enumerate("a b c d e f g h i j".split())]
     entity = Span(0, 3, 0, 1, "PER")  # 2 of 10 tokens
     complete = [Example("a b c d e f g h i j", tokens, [entity], complete=True) for _ in range(MIN_TOKENS // 10)]
-    binary = [Example("a b c d e f g h i j", tokens, [entity]) for _ in range(MIN_TOKENS // 10)]
+    binary = [Example("a b c d e f g h i j", tokens, []) for _ in range(3)]
     assert auto_entity_ratio(complete)[0] == pytest.approx(0.2)
     value, why = auto_entity_ratio(binary, complete)
     assert value == pytest.approx(0.2) and "dev" in why
-    value, why = auto_entity_ratio(binary, binary)  # nothing complete: the fallback, said
+    value, why = auto_entity_ratio(binary, binary)  # nothing to measure or estimate it on: the fallback, said
     assert value == FALLBACK and "--model.entity_ratio" in why
     assert auto_entity_ratio(complete[:5], None)[0] == FALLBACK  # too few tokens to measure
+
+
+def test_binary_answers_alone_estimate_the_ratio_from_their_accepts() -> None:
+    from sparse_ner.data.example import Example, Span, Token
+    from sparse_ner.training.entity_ratio import auto_entity_ratio
+
+    # 200 texts of 10 tokens, each with one entity token ("Paris", 10% of the tokens); half of the
+    # Paris tokens were asked about and accepted, the other half never asked about
+    words = "Paris is a city with many old streets and cafes".split()
+    tokens = [Token(w, i * 2, i * 2 + len(w)) for i, w in enumerate(words)]
+    paris = Span(0, 5, 0, 0, "LOC")
+    examples = [Example(" ".join(words), tokens, [paris] if i % 2 else [], rejected=[] if i % 2 else
+                        [Span(9, 11, 2, 2, "LOC")]) for i in range(200)]  # fmt: skip
+    value, why = auto_entity_ratio(examples, None)
+    assert value == pytest.approx(0.1, abs=0.002) and "estimated from the accepted spans" in why
+    # the accepted share alone (0.05) would be half the truth
 
 
 def test_training_resolves_auto_and_exports_the_number(tmp_path: Path, capsys) -> None:
