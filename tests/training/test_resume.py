@@ -173,3 +173,14 @@ def test_latest_falls_back_to_a_text_file_and_folders_are_written_whole(tmp_path
     monkeypatch.setattr(os, "symlink", no_symlinks)
     text = link_latest(tmp_path / "run2", model)
     assert text.name == "latest.txt" and Path(text.read_text().strip()) == model.resolve()
+
+
+def test_a_checkpoint_loads_into_a_module_without_data(runs: dict[str, Path]) -> None:
+    import sparse_ner
+    from sparse_ner.data.read import read_any
+    from sparse_ner.training.module import TaggerModule
+
+    (best,) = (runs["whole"] / "checkpoints").glob("best-*.ckpt")
+    module = TaggerModule.load_from_checkpoint(best, map_location="cpu")  # the tagger is built from the checkpoint
+    examples = read_any(runs["folder"] / "test.jsonl", gold=True)
+    assert module.tagger.eval().tag(examples) == sparse_ner.load(runs["whole_model"]).tag(examples)
