@@ -60,7 +60,7 @@ def make_example(words: list[str], tags: list[str], encoding: str = "iob2", sep:
 def _encoding_hint(prefix: str) -> str:
     """What to do about a tag prefix the given encoding does not have (the file is in another one)."""
     likely = "bmes" if prefix == "M" else "bioes"
-    return f"the file looks {likely}: give --encoding {likely} (in training: --data.column_encoding {likely})"
+    return f"the file looks {likely}: give --encoding {likely} (in training: --data.encoding {likely})"
 
 
 def _read(source: str | Path, encoding: str, column: int, sep: str | None) -> Iterator[tuple[int, Example]]:

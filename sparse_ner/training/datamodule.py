@@ -6,7 +6,7 @@ gold (JSONL whose ``spans`` are every entity, or a column file) or binary answer
 on what the answers say (:class:`~sparse_ner.core.metrics.EntityF1`). Without a dev file,
 ``eval_split`` of the training texts (chosen by ``_input_hash`` and ``seed``, so a text stays on its
 side whatever the budget) is held out as dev. A path is read as JSONL when it ends in
-``.jsonl``/``.json`` (or is ``-``), else as a column file in ``column_encoding``.
+``.jsonl``/``.json`` (or is ``-``), else as a column file in ``encoding``.
 
 Batches are length-bucketed: the shuffled training set is cut into chunks of ``bucket_chunks``
 batches, each chunk is sorted by length and cut into batches, and the batches are shuffled, so
@@ -188,7 +188,7 @@ class TaggerDataModule(pl.LightningDataModule):
         complete: override the completeness of training examples (``None``: the reader decides).
         max_tasks: use only the first N db-out records of ``train`` (the annotation budget).
         use_rejects: keep rejected spans as negative constraints; ``False`` drops them (an ablation).
-        column_encoding: tag encoding of column files (``iob1``, ``bio``, ``bioes``, ``bmes``).
+        encoding: tag encoding of column files (``iob1``, ``bio``, ``bioes``, ``bmes``).
         batch_size: training batch size (examples) per process: under DDP one step sees
             ``batch_size * world_size`` examples.
         eval_batch_size: dev/test batch size.
@@ -209,7 +209,7 @@ class TaggerDataModule(pl.LightningDataModule):
         complete: bool | None = None,
         max_tasks: int | None = None,
         use_rejects: bool = True,
-        column_encoding: str = "iob1",
+        encoding: str = "iob1",
         batch_size: int = 32,
         eval_batch_size: int = 128,
         num_workers: int = 0,
@@ -237,7 +237,7 @@ class TaggerDataModule(pl.LightningDataModule):
     def _read(self, path: str, gold: bool | str, name: str, max_records: int | None = None) -> list[Example]:
         hp = self.hparams
         return read_any(path, gold=gold, complete=hp.complete, labels=self._labels, max_records=max_records,
-                        column_encoding=hp.column_encoding, name=name)  # fmt: skip
+                        column_encoding=hp.encoding, name=name)  # fmt: skip
 
     def check_paths(self) -> None:
         """Every input file exists before anything is read or trained (a mistyped ``--data.test``

@@ -34,7 +34,7 @@ from sparse_ner.data.example import Example
 
 MIN_TOKENS = 1000  # fewer complete tokens than this give too noisy a share (+-0.01 at ~17%)
 FALLBACK = 0.15  # the paper's and CoNLL-like news' value
-MIN_ACCEPTED = 50  # accepted tokens on words seen twice or more, for the positive-unlabeled estimate
+MIN_ACCEPTED = 150  # accepted tokens on words seen twice or more, for the positive-unlabeled estimate
 
 
 def entity_token_share(examples: Sequence[Example]) -> tuple[float, int]:

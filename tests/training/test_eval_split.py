@@ -102,13 +102,13 @@ def test_binary_answers_alone_estimate_the_ratio_from_their_accepts() -> None:
     from sparse_ner.data.example import Example, Span, Token
     from sparse_ner.training.entity_ratio import auto_entity_ratio
 
-    # 200 texts of 10 tokens, each with one entity token ("Paris", 10% of the tokens); half of the
+    # 400 texts of 10 tokens, each with one entity token ("Paris", 10% of the tokens); half of the
     # Paris tokens were asked about and accepted, the other half never asked about
     words = "Paris is a city with many old streets and cafes".split()
     tokens = [Token(w, i * 2, i * 2 + len(w)) for i, w in enumerate(words)]
     paris = Span(0, 5, 0, 0, "LOC")
     examples = [Example(" ".join(words), tokens, [paris] if i % 2 else [], rejected=[] if i % 2 else
-                        [Span(9, 11, 2, 2, "LOC")]) for i in range(200)]  # fmt: skip
+                        [Span(9, 11, 2, 2, "LOC")]) for i in range(400)]  # fmt: skip
     value, why = auto_entity_ratio(examples, None)
     assert value == pytest.approx(0.1, abs=0.002) and "estimated from the accepted spans" in why
     # the accepted share alone (0.05) would be half the truth
