@@ -92,18 +92,37 @@ def _alternatives(span: TokenSpan, n: int, labels: Sequence[str]) -> list[TokenS
     return [(s, e, x) for x in labels if x != label] + [(a, b, label) for a, b in moved if 0 <= a <= b < n]
 
 
+def _tempered(crf: Any, temperature: float) -> Any:
+    """A copy of ``crf`` with its transition scores divided by ``temperature`` (emissions are divided by the caller)."""
+    import copy
+
+    import torch
+
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if temperature == 1.0 or not crf.has_transitions:
+        return crf
+    out = copy.deepcopy(crf)
+    with torch.no_grad():
+        for p in (out.transitions, out.start_transitions, out.end_transitions):
+            p.div_(temperature)
+    return out
+
+
 def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 64,
-                   start_index: int = 0) -> list[Review]:  # fmt: skip
+                   start_index: int = 0, temperature: float = 1.0) -> list[Review]:  # fmt: skip
     """Score ``examples`` with ``tagger`` (a :class:`~sparse_ner.core.tagger.Tagger`): one :class:`Review` each.
 
     Spans with labels the tagger does not know are left out of the annotation it is scored on.
+    ``temperature`` divides every CRF score (emissions and transitions) before scoring: > 1 flattens
+    the model's probabilities, < 1 sharpens them (calibration; the Viterbi spans do not change).
     """
     import torch
 
     from sparse_ner.core.lattice import Annotation, build_lattice
     from sparse_ner.tags import decode_tags, split_tag
 
-    crf, known = tagger.crf, set(tagger.labels)
+    crf, known = _tempered(tagger.crf, temperature), set(tagger.labels)
     classes = ["O", *tagger.labels]
     # (K, C): tag -> entity-type class, to collapse B-/I- marginals as cleanlab expects
     collapse = torch.zeros(len(tagger.tags), len(classes))
@@ -124,7 +143,7 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
                                sorted({s.key for s in ex.rejected if s.label in known}), ex.complete)
                     for ex in chunk]  # fmt: skip
             with torch.no_grad():
-                emissions = tagger.emissions(inputs)  # (B, T, K)
+                emissions = tagger.emissions(inputs) / temperature  # (B, T, K)
                 lattice = build_lattice(anns, tagger.tags, tagger.scheme, length=T).to(device)
                 nll = crf.nll(emissions, lattice)  # (B,): log Z - log Z(consistent)
                 log_z_consistent = crf.log_partition(emissions, mask) - nll  # (B,)
