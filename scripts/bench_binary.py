@@ -178,23 +178,40 @@ def report(results: list[dict], png: Path | None) -> str:
         import matplotlib.pyplot as plt
 
         corpora = sorted({r["corpus"] for r in results})
-        fig, axes = plt.subplots(1, len(corpora), figsize=(6 * len(corpora), 4.5), squeeze=False)
-        for ax, corpus in zip(axes[0], corpora):
-            sizes = {}
+        # top: the comparison the benchmark is for (ours vs spaCy as Prodigy trains it, each with its
+        # gold ceiling dashed in the same colour); bottom: the ablations, one distinct colour each
+        main = {"crf-small": "tab:blue", "crf-small-reject-prior": "tab:green", "crf-minilm": "tab:purple",
+                "spacy-binary": "tab:red"}  # fmt: skip
+        ceilings = {"crf-small-gold": "tab:blue", "crf-minilm-gold": "tab:purple", "spacy-gold": "tab:red"}
+        fig, axes = plt.subplots(2, len(corpora), figsize=(7 * len(corpora), 9), squeeze=False)
+        for col, corpus in enumerate(corpora):
+            sizes: dict[str, list] = {}
             for r in results:
                 if r["corpus"] == corpus:
                     n = r["budget"] if r["budget"] != "all" else 18540 if corpus == "conll" else 5170
                     sizes.setdefault(r["row"], []).append((n, r["f1"]))
-            for row, pts in sorted(sizes.items(), key=lambda kv: order.index(kv[0])):
-                pts.sort()
-                style = "--" if row.endswith("gold") else "-"
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=row)
-            ax.set_xscale("log")
-            ax.set_xlabel("ner.teach tasks (first N)")
-            ax.set_ylabel("test entity F1")
-            ax.set_title(corpus)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            others = [row for row in sorted(sizes, key=order.index) if row not in main and row not in ceilings]
+            palette = plt.get_cmap("tab20").colors
+            for row in sorted(sizes, key=order.index):
+                pts = sorted(sizes[row])
+                if row in main or row in ceilings:
+                    ax, color = axes[0][col], main.get(row) or ceilings[row]
+                    style, label = ("--", f"{row} (ceiling)") if row in ceilings else ("-", row)
+                else:
+                    ax, color = axes[1][col], palette[others.index(row) % len(palette)]
+                    style, label = ("--" if row.endswith("gold") else "-"), row
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, marker="o", label=label)
+            for row_i, title in enumerate(("binary answers vs spaCy binary (dashed: gold ceilings)", "ablations and variants")):
+                ax = axes[row_i][col]
+                if row_i == 1 and not others:
+                    ax.axis("off")
+                    continue
+                ax.set_xscale("log")
+                ax.set_xlabel("ner.teach tasks (first N)")
+                ax.set_ylabel("test entity F1")
+                ax.set_title(f"{corpus}: {title}")
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=8, loc="lower right")
         fig.tight_layout()
         fig.savefig(png, dpi=120)
     return "\n".join(lines)
