@@ -78,16 +78,17 @@ def change_kinds(before: set, after: set) -> Counter:
     return kinds
 
 
-def write_config(path: Path, data: Path, epochs: int, minutes: float, root: Path) -> None:
+def write_config(path: Path, data: Path, epochs: int, minutes: float, root: Path, seed: int = 0,
+                 train: Path | None = None) -> None:  # fmt: skip
     """configs/conll_gold.yaml's model, epochs capped; the checkpoint chosen on CoNLL-2003 test."""
     import yaml
 
     config = {
-        "seed_everything": 0,
+        "seed_everything": seed,
         "trainer": {"accelerator": "cpu", "devices": 1, "max_epochs": epochs, "log_every_n_steps": 50,
                     "default_root_dir": str(root), "enable_progress_bar": False,
                     "max_time": f"00:00:{int(minutes):02d}:00"},
-        "data": {"train": str(data / "train.txt"), "dev": str(data / "test.txt"), "test": None,
+        "data": {"train": str(train or data / "train.txt"), "dev": str(data / "test.txt"), "test": None,
                  "encoding": "iob1", "labels": LABELS, "scheme": "bio", "batch_size": 32,
                  "eval_batch_size": 256},
         "model": {"encoder": "small", "encoder_options": {"min_count": 1, "word_dim": 100, "hidden": 200},
@@ -97,8 +98,13 @@ def write_config(path: Path, data: Path, epochs: int, minutes: float, root: Path
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf8")
 
 
-def trained_model(data: Path, cache: Path, epochs: int, minutes: float) -> tuple[Path, dict]:
-    """The cached model folder (trained now if absent) and how it was trained."""
+def trained_model(data: Path, cache: Path, epochs: int, minutes: float, seed: int = 0,
+                  in_sample: bool = False) -> tuple[Path, dict]:  # fmt: skip
+    """The cached model folder of training seed ``seed`` (trained now if absent) and how it was trained.
+
+    ``in_sample``: trained on train + the original dev annotation (the sentences it then scores), the
+    way a user reviews their own training data with ``--model``."""
+    cache = cache / "insample" if in_sample else cache if seed == 0 else cache / f"seed{seed}"
     model, info_path = cache / "model", cache / "train.json"
     if (model / "tagger.json").exists() and info_path.exists():
         return model, json.loads(info_path.read_text())
@@ -106,10 +112,14 @@ def trained_model(data: Path, cache: Path, epochs: int, minutes: float) -> tuple
 
     cache.mkdir(parents=True, exist_ok=True)
     config = cache / "config.yaml"
-    write_config(config, data, epochs, minutes, cache / "runs")
+    train = None
+    if in_sample:  # CoNLL text: only in the git-ignored cache
+        train = cache / "train_dev.txt"
+        train.write_text((data / "train.txt").read_text() + "\n" + (data / "dev.txt").read_text())
+    write_config(config, data, epochs, minutes, cache / "runs", seed, train)
     t0, c0 = time.perf_counter(), time.process_time()
     result = fit(config, export_dir=model, run_name="conll_train")
-    info = {"epochs": epochs, "max_minutes": minutes, "train_wall_s": time.perf_counter() - t0,
+    info = {"seed": seed, "in_sample": in_sample, "epochs": epochs, "max_minutes": minutes, "train_wall_s": time.perf_counter() - t0,
             "train_cpu_s": time.process_time() - c0, "result": repr(result)}  # fmt: skip
     info_path.write_text(json.dumps(info, indent=2), encoding="utf8")
     return model, info
@@ -133,36 +143,19 @@ def by_kind(scores: np.ndarray, kinds: list[Counter], k: int) -> dict[str, dict[
     return out
 
 
-def candidate_scores(reviews: list, label_mean: dict | None = None) -> dict[str, np.ndarray]:
-    """Scores under test (see BENCHMARKS.md), from the reviews' fields; ``label_mean``: per annotated class,
-    the mean token disagreement ``1 - P(annotated class)`` over the data (per-label normalization)."""
-    out: dict[str, list[float]] = {}
-    if label_mean is None:
-        sums, counts = Counter(), Counter()
-        for r in reviews:
-            cls = _classes(r)
-            for t, c in enumerate(cls):
-                sums[c] += 1 - float(r.type_probs[t, c])
-                counts[c] += 1
-        label_mean = {c: sums[c] / counts[c] for c in counts}
-    for r in reviews:
-        cls = _classes(r)
-        conf = np.array([float(r.type_probs[t, c]) for t, c in enumerate(cls)])
-        dis = 1 - conf
-        norm = np.array([dis[t] / label_mean[c] for t, c in enumerate(cls)])
-        loss, odds = r.scores["loss"], r.scores["span_odds"]
-        add = {
-            "token_sum": float(dis.sum()),
-            "token_norm": float(norm.max(initial=0.0)),
-            "token_log": float(-np.log(max(conf.min(initial=1.0), 1e-12))),
-            "loss+odds": loss + odds,
-            "loss+token_log": loss + float(-np.log(max(conf.min(initial=1.0), 1e-12))),
-            "loss+worst": loss + r.scores["worst_span"],
-            "odds+token": odds + float(-np.log(max(conf.min(initial=1.0), 1e-12))),
-        }
-        for key, v in add.items():
-            out.setdefault(key, []).append(v)
-    return {k: np.array(v) for k, v in out.items()}
+def candidate_scores(reviews: list) -> dict[str, np.ndarray]:
+    """Combinations tried on the way to ``combined`` (see BENCHMARKS.md)."""
+    col = {s: np.array([r.scores[s] for r in reviews]) for s in ("loss", "span_odds", "token", "label_token", "worst_span")}
+    token_log = -np.log(np.maximum(1 - col["token"], 1e-12))
+    return {
+        "token_sum": np.array([sum(d for _, d in r.disagreement) for r in reviews]),
+        "loss+odds": col["loss"] + col["span_odds"],
+        "loss+token_log": col["loss"] + token_log,
+        "loss+worst": col["loss"] + col["worst_span"],
+        "loss/mean+label_token/mean": col["loss"] / col["loss"].mean() + col["label_token"] / col["label_token"].mean(),
+        "rank(loss,odds)": rank_mean(col["loss"], col["span_odds"]),
+        "rank(loss,token)": rank_mean(col["loss"], col["token"]),
+    }
 
 
 def _classes(review) -> list[int]:
@@ -177,7 +170,59 @@ def rank_mean(*scores: np.ndarray) -> np.ndarray:
     return -np.mean([percentile_ranks(x) for x in scores], axis=0)
 
 
-def evaluate_real(args: argparse.Namespace, model: Path, info: dict) -> int:
+def ensemble(runs: list[list]) -> list:
+    """One review per example from several models' reviews: scores, token disagreements and type
+    probabilities averaged, the relative scores recomputed."""
+    from dataclasses import replace
+
+    from sparse_ner.review.score import add_relative_scores
+
+    out = []
+    for rs in zip(*runs):
+        scores = {k: float(np.mean([r.scores[k] for r in rs])) for k in rs[0].scores}
+        dis = [(c, float(np.mean([r.disagreement[t][1] for r in rs]))) for t, (c, _) in enumerate(rs[0].disagreement)]
+        probs = np.mean([r.type_probs for r in rs], axis=0)
+        out.append(replace(rs[0], scores=scores, disagreement=dis, type_probs=probs))
+    return add_relative_scores(out)
+
+
+def guideline_only(examples: list[Example], clean: list[Example], train: list[Example]) -> np.ndarray:
+    """Changed sentences whose every change is a relabelling of a string that CoNLL-2003 train gives the
+    original label >= 90% of the time (seen >= 3 times): a guideline change no CoNLL-trained model can
+    see (e.g. national teams in sports results, LOC in CoNLL, ORG in CleanCoNLL)."""
+    label, total = Counter(), Counter()
+    for ex in train:
+        for s in ex.accepted:
+            w = " ".join(ex.words[s.token_start : s.token_end + 1]).lower()
+            label[w, s.label] += 1
+            total[w] += 1
+    out = []
+    for a, b in zip(examples, clean):
+        before, after = entity_set(a), entity_set(b)
+        ok = before != after and not any(all(x[:2] != y[:2] for y in after) for x in before - after)
+        for s, e, lab in after - before:
+            old = [x[2] for x in before - after if x[:2] == (s, e)]
+            w = " ".join(a.words[s : e + 1]).lower()
+            ok = ok and bool(old) and total[w] >= 3 and label[w, old[0]] / total[w] >= 0.9
+        out.append(ok)
+    return np.array(out)
+
+
+def bootstrap_diff(x: np.ndarray, y: np.ndarray, truth: np.ndarray, n: int = 300, seed: int = 0) -> dict:
+    """95% intervals of AUPRC(x) - AUPRC(y) and AUROC(x) - AUROC(y), sentences resampled."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    d_pr, d_roc = [], []
+    for _ in range(n):
+        i = rng.integers(0, len(truth), len(truth))
+        d_pr.append(average_precision_score(truth[i], x[i]) - average_precision_score(truth[i], y[i]))
+        d_roc.append(roc_auc_score(truth[i], x[i]) - roc_auc_score(truth[i], y[i]))
+    q = lambda d: [float(v) for v in np.quantile(d, [0.025, 0.5, 0.975])]  # noqa: E731
+    return {"auprc": q(d_pr), "auroc": q(d_roc)}
+
+
+def evaluate_real(args: argparse.Namespace, models: list[tuple[Path, dict]]) -> int:
     from sparse_ner.core.export import load
     from sparse_ner.review.score import SCORES, score_examples
 
@@ -186,49 +231,71 @@ def evaluate_real(args: argparse.Namespace, model: Path, info: dict) -> int:
     clean = list(read_columns(args.clean, "bio", sep="\t"))
     pairs = align(original, clean)
     examples = [original[i] for i, _ in pairs]
-    kinds = [change_kinds(entity_set(original[i]), entity_set(clean[j])) if entity_set(original[i]) != entity_set(clean[j])
-             else Counter() for i, j in pairs]  # fmt: skip
+    cleaned = [clean[j] for _, j in pairs]
+    kinds = [change_kinds(entity_set(a), entity_set(b)) if entity_set(a) != entity_set(b) else Counter()
+             for a, b in zip(examples, cleaned)]  # fmt: skip
     truth = np.array([bool(c) for c in kinds], dtype=float)
     k = int(truth.sum())
     total = sum(kinds, Counter())
+    guide = guideline_only(examples, cleaned, list(read_columns(data / "train.txt", "iob1")))
+    keep = ~guide
     print(f"{len(original)} dev sentences, {len(pairs)} matched, {k} changed; changes: {dict(total)}; "
-          f"sentences with each kind: { {x: sum(1 for c in kinds if c[x]) for x in KINDS} }", flush=True)
-    tagger = load(model)
+          f"sentences with each kind: { {x: sum(1 for c in kinds if c[x]) for x in KINDS} }; "
+          f"guideline-only: {int(guide.sum())}", flush=True)  # fmt: skip
     test = list(read_columns(data / "test.txt", "iob1"))
-    results: dict = {"matched": len(pairs), "changed": k, "changes": dict(total), "train": info, "rows": {},
-                     "kinds": {}, "halves": {}, "test_nll": {}}  # fmt: skip
+    results: dict = {"matched": len(pairs), "changed": k, "changes": dict(total), "guideline_only": int(guide.sum()),
+                     "models": [info for _, info in models], "rows": {}, "detectable": {}, "kinds": {}, "halves": {},
+                     "test_nll": {}, "bootstrap_vs_cleanlab": {}}  # fmt: skip
     half = np.arange(len(examples)) < len(examples) // 2
     per_sentence: dict[str, list[float]] = {}
-    for T in args.temperatures:
-        t0 = time.perf_counter()
-        nll = sum(r.scores["loss"] for r in score_examples(tagger, test, temperature=T))
-        results["test_nll"][T] = nll / len(test)
-        reviews = score_examples(tagger, examples, temperature=T)
+
+    def record(name: str, reviews: list) -> None:
         columns = {s: np.array([r.scores[s] for r in reviews]) for s in SCORES}
         columns["cleanlab"] = cleanlab_scores(reviews, examples)
         columns.update(candidate_scores(reviews))
-        columns["rank(loss,odds)"] = rank_mean(columns["loss"], columns["span_odds"])
-        columns["rank(loss,token)"] = rank_mean(columns["loss"], columns["token"])
-        columns["rank(token,odds)"] = rank_mean(columns["token"], columns["span_odds"])
-        for name, x in columns.items():
-            key = f"T={T:g}:{name}"
+        for score, x in columns.items():
+            key = f"{name}:{score}"
             results["rows"][key] = metrics(x, truth)
+            results["detectable"][key] = metrics(x[keep], truth[keep])
             results["kinds"][key] = by_kind(x, kinds, k)
             results["halves"][key] = [metrics(x[h], truth[h])["auprc"] for h in (half, ~half)]
             per_sentence[key] = [round(float(v), 6) for v in x]
+        for score in ("combined", "label_token", "loss"):
+            results["bootstrap_vs_cleanlab"][f"{name}:{score}"] = bootstrap_diff(columns[score], columns["cleanlab"], truth)
+
+    in_sample = [(m, info) for m, info in models if info.get("in_sample")]
+    models = [(m, info) for m, info in models if not info.get("in_sample")]
+    taggers = [load(model) for model, _ in models]
+    for T in args.temperatures:
+        t0 = time.perf_counter()
+        nll = sum(r.scores["loss"] for r in score_examples(taggers[0], test, temperature=T))
+        results["test_nll"][T] = nll / len(test)
+        record(f"seed{models[0][1].get('seed', 0)},T={T:g}", score_examples(taggers[0], examples, temperature=T))
         print(f"T={T:g}: test NLL/sentence {nll / len(test):.3f}; {time.perf_counter() - t0:.0f}s", flush=True)
-    print(f"\n| T:score | P@{k} | AUPRC | AUROC | AUPRC halves | recall@k label/boundary/missing/spurious |")
-    print("|---|---:|---:|---:|---|---|")
+    if len(taggers) > 1:
+        runs = [score_examples(t, examples) for t in taggers]
+        for (_, info), run in zip(models[1:], runs[1:]):
+            record(f"seed{info.get('seed', 0)},T=1", run)
+        record(f"ensemble{len(runs)},T=1", ensemble(runs))
+    for model, _ in in_sample:
+        record("in-sample,T=1", score_examples(load(model), examples))
+    print(f"\n| model,T:score | P@{k} | AUPRC | AUROC | AUPRC halves | detectable AUPRC / AUROC | "
+          f"recall@{k} label/boundary/missing/spurious |\n|---|---:|---:|---:|---|---|---|")
     for key, m in sorted(results["rows"].items(), key=lambda kv: -kv[1]["auprc"]):
-        h, kd = results["halves"][key], results["kinds"][key]
+        h, kd, d = results["halves"][key], results["kinds"][key], results["detectable"][key]
         rec = " / ".join(f"{kd[x]['recall@k']:.2f}" for x in KINDS)
-        print(f"| {key} | {m['p@k']:.3f} | {m['auprc']:.3f} | {m['auroc']:.3f} | {h[0]:.3f} / {h[1]:.3f} | {rec} |")
+        print(f"| {key} | {m['p@k']:.3f} | {m['auprc']:.3f} | {m['auroc']:.3f} | {h[0]:.3f} / {h[1]:.3f} | "
+              f"{d['auprc']:.3f} / {d['auroc']:.3f} | {rec} |")
+    print("\nvs cleanlab (same model), 95% bootstrap intervals:")
+    for key, b in results["bootstrap_vs_cleanlab"].items():
+        print(f"  {key}: AUPRC {b['auprc'][1]:+.3f} [{b['auprc'][0]:+.3f}, {b['auprc'][2]:+.3f}]  "
+              f"AUROC {b['auroc'][1]:+.3f} [{b['auroc'][0]:+.3f}, {b['auroc'][2]:+.3f}]")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf8")
     if per_sentence:  # indices and scores only, in the git-ignored cache
         (Path(args.cache) / "scores.json").write_text(
-            json.dumps({"truth": truth.tolist(), "kinds": [dict(c) for c in kinds], "scores": per_sentence}),
-            encoding="utf8")  # fmt: skip
+            json.dumps({"truth": truth.tolist(), "guideline_only": guide.tolist(), "kinds": [dict(c) for c in kinds],
+                        "scores": per_sentence}), encoding="utf8")  # fmt: skip
     return 0
 
 
@@ -240,15 +307,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--minutes", type=float, default=24.0, help="training time cap")
     parser.add_argument("--temperatures", type=float, nargs="*", default=[1.0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (more than one: ensembles too)")
+    parser.add_argument("--in-sample", action="store_true", help="also a model trained on train + dev (scored in-sample)")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
 
-    model, info = trained_model(Path(args.data), Path(args.cache), args.epochs, args.minutes)
-    print(f"model: {model} {info}", flush=True)
+    models = [trained_model(Path(args.data), Path(args.cache), args.epochs, args.minutes, seed) for seed in args.seeds]
+    if args.in_sample:
+        models.append(trained_model(Path(args.data), Path(args.cache), args.epochs, args.minutes, 0, in_sample=True))
+    for model, info in models:
+        print(f"model: {model} {info}", flush=True)
     if args.train_only:
         return 0
-    return evaluate_real(args, model, info)
+    return evaluate_real(args, models)
 
 
 if __name__ == "__main__":

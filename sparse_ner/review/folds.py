@@ -19,7 +19,7 @@ from sparse_ner.data.example import Example
 from sparse_ner.data.hashes import hash32, input_hash
 from sparse_ner.data.io import write_jsonl
 from sparse_ner.data.prodigy import examples_to_tasks
-from sparse_ner.review.score import Review, score_examples
+from sparse_ner.review.score import Review, add_relative_scores, score_examples
 
 
 def fold_of(example: Example, folds: int, seed: int = 0) -> int:
@@ -81,4 +81,4 @@ def out_of_fold(
             for i, r in zip(held, score_examples(tagger, [examples[i] for i in held], batch_size)):
                 r.index, r.fold = i, k
                 reviews[i] = r
-    return [r for r in reviews if r is not None]
+    return add_relative_scores([r for r in reviews if r is not None])

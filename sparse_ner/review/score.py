@@ -27,6 +27,14 @@ probability that a span is an entity (:meth:`sparse_ner.core.crf.CRF.span_probs`
 - ``token``: ``1 -`` the worst token's self-confidence, ``P(annotated entity type)`` from the CRF
   marginals (cleanlab's ``min`` / ``self_confidence`` ranking); for binary answers only tokens of
   accepted spans count.
+- ``label_token``: ``token`` normalized per class: the worst token's ``1 - P(annotated type)``
+  divided by that type's mean ``1 - P`` over all the examples scored together. A token annotated
+  ``O`` that the model thinks is an entity (a missed entity) counts as much as a doubtful ``MISC``,
+  although ``O`` tokens are doubted ~20x less often.
+- ``combined``: the mean of the percentile ranks of ``loss`` and ``label_token`` among the examples
+  scored together, in [0, 1]: whole-sentence evidence (every span and boundary) plus the single most
+  surprising token of its kind. The two are relative scores (:data:`RELATIVE`), recomputed over all
+  the reviews by :func:`add_relative_scores`.
 
 The tasks written for Prodigy are made by :mod:`sparse_ner.review.tasks` and served by the recipe
 ``sparse_ner.review`` (:mod:`sparse_ner.review.recipe`): ``prodigy sparse_ner.review DATASET REVIEW.jsonl``.
@@ -41,7 +49,8 @@ from typing import Any, Iterable, Sequence
 from sparse_ner.data.example import Example
 from sparse_ner.tags import TokenSpan
 
-SCORES = ("span_odds", "worst_span", "loss", "loss_per_span", "margin", "f1", "token")
+SCORES = ("span_odds", "worst_span", "loss", "loss_per_span", "margin", "f1", "token", "label_token", "combined")
+RELATIVE = ("label_token", "combined")  # scores relative to the other examples scored with them
 DEFAULT_SCORE = "span_odds"
 EPS = 1e-12  # floor of probabilities inside logs
 
@@ -65,6 +74,7 @@ class Review:
     accepted: list[TokenSpan] = field(default_factory=list)  # the annotation in the model's labels
     rejected: list[TokenSpan] = field(default_factory=list)
     type_probs: Any = None  # (n, C) numpy: P(token's entity type), classes "O" + the tagger's labels
+    disagreement: list[tuple[int, float]] = field(default_factory=list)  # (class, 1 - P(class)) per annotated token
 
     def score(self, name: str = DEFAULT_SCORE) -> float:
         return self.scores[name]
@@ -184,11 +194,50 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
                     "f1": 1.0 - _f1(set(ann.accepted), set(ann.rejected), set(p), ann.complete),
                     "token": 1.0 - min(conf, default=1.0),
                 }
+                disagree = [(c, 1.0 - float(types[b, t, c])) for t, c in enumerate(cls) if c >= 0]
                 reviews.append(Review(start_index + i + b, ex, scores, [(*s, pr) for s, pr in zip(p, p_pred)],
                                       evidence, accepted=list(ann.accepted), rejected=list(ann.rejected),
-                                      type_probs=types[b, : len(ex)].cpu().numpy()))  # fmt: skip
+                                      type_probs=types[b, : len(ex)].cpu().numpy(), disagreement=disagree))  # fmt: skip
     finally:
         tagger.train(was_training)
+    return add_relative_scores(reviews)
+
+
+def _percentiles(values: Sequence[float]) -> list[float]:
+    """Rank of each value among ``values`` scaled to [0, 1] (1 = largest; ties share their mean rank)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in order[i : j + 1]:
+            ranks[k] = (i + j) / 2 / max(1, len(values) - 1)
+        i = j + 1
+    return ranks
+
+
+def add_relative_scores(reviews: list[Review]) -> list[Review]:
+    """Set the :data:`RELATIVE` scores of ``reviews`` from all of them together (in place; returns them).
+
+    ``label_token`` divides each token's disagreement by its class's mean over ``reviews``;
+    ``combined`` averages the percentile ranks of ``loss`` and ``label_token``. Call it again after
+    putting together reviews scored apart (out-of-fold scoring does).
+    """
+    total: dict[int, float] = {}
+    count: dict[int, int] = {}
+    for r in reviews:
+        for c, d in r.disagreement:
+            total[c] = total.get(c, 0.0) + d
+            count[c] = count.get(c, 0) + 1
+    mean = {c: max(total[c] / count[c], EPS) for c in total}
+    for r in reviews:
+        r.scores["label_token"] = max((d / mean[c] for c, d in r.disagreement), default=0.0)
+    loss = _percentiles([r.scores["loss"] for r in reviews])
+    label = _percentiles([r.scores["label_token"] for r in reviews])
+    for r, a, b in zip(reviews, loss, label):
+        r.scores["combined"] = (a + b) / 2
     return reviews
 
 
