@@ -9,12 +9,19 @@ annotation with the model's prediction is entity-level:
 - a predicted span that overlaps no annotated span counts as ``O -> predicted label`` when the
   annotation is complete, or when it is a span the annotator rejected; on a binary (sparse)
   annotation the rest of the text is unknown, so other predictions are not counted.
+
+The HTML report groups the disagreements by kind (:data:`GROUPS`: a label, a boundary, an entity
+the annotation may be missing, an annotated entity that may be spurious) and by
+``annotated -> predicted`` pair, the most frequent first (:func:`patterns`), so a systematic
+disagreement (say, city names annotated LOC where the model says ORG in sports results) is seen
+before the single examples.
 """
 
 from __future__ import annotations
 
 import html
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from sparse_ner.review.score import DEFAULT_SCORE, Review
@@ -49,6 +56,37 @@ def disagreements(review: Review) -> list[tuple[str, str, str, str]]:
         if review.example.complete or (ps, pe, pl) in rejected:
             out.append((NONE, pl, "extra", " ".join(words[ps : pe + 1])))
     return out
+
+
+GROUPS = {"label": "label", "label+boundary": "label", "boundary": "boundary", "extra": "missing", "missed": "spurious"}
+"""The kind of a disagreement -> its group in the report: ``missing`` is an entity the model finds that
+the annotation lacks (``extra``), ``spurious`` an annotated entity the model does not find (``missed``)."""
+
+
+@dataclass
+class Pattern:
+    """One systematic disagreement: every ``annotated -> predicted`` disagreement of one group."""
+
+    group: str
+    annotated: str
+    predicted: str
+    count: int = 0
+    words: Counter = field(default_factory=Counter)
+    ranks: list[int] = field(default_factory=list)  # 1-based ranks of the examples, hardest first
+
+
+def patterns(ranked: Sequence[Review]) -> list[Pattern]:
+    """The disagreements of ``ranked`` grouped by (group, annotated, predicted), most frequent first."""
+    found: dict[tuple[str, str, str], Pattern] = {}
+    for i, r in enumerate(ranked, start=1):
+        for a, p, kind, w in disagreements(r):
+            key = (GROUPS[kind], a, p)
+            pat = found.setdefault(key, Pattern(*key))
+            pat.count += 1
+            pat.words[w] += 1
+            if not pat.ranks or pat.ranks[-1] != i:
+                pat.ranks.append(i)
+    return sorted(found.values(), key=lambda x: (-x.count, list(GROUPS.values()).index(x.group), x.annotated, x.predicted))
 
 
 def confusion(reviews: Sequence[Review]) -> tuple[list[str], Counter]:
@@ -131,8 +169,29 @@ def _marked(review: Review, spans: list[tuple[int, int, str, str]], cls: str) ->
     return " ".join(parts)
 
 
+def _patterns_html(ranked: Sequence[Review], n: int = 12, examples: int = 3) -> list[str]:
+    """The ``n`` most frequent disagreement patterns, each with its words and its hardest examples."""
+    pats = patterns(ranked)
+    if not pats:
+        return []
+    out = ["<h2>Disagreements by kind, most frequent first</h2>",
+           "<p>label: the model gives the span another label; boundary: other offsets; missing: the model finds "
+           "an entity the annotation lacks; spurious: the model finds nothing where the annotation has an "
+           "entity. A frequent pattern is often a convention to settle once, not single slips.</p>"]  # fmt: skip
+    for pat in pats[:n]:
+        words = ", ".join(f"{html.escape(w)}&nbsp;&times;{k}" for w, k in pat.words.most_common(8))
+        out.append(f"<div class='ex'><b>{pat.group}</b>: {html.escape(pat.annotated)} &rarr; {html.escape(pat.predicted)}"
+                   f" &middot; {pat.count} in {len(pat.ranks)} examples &middot; {words}")  # fmt: skip
+        for i in pat.ranks[:examples]:
+            r = ranked[i - 1]
+            ann = [(s, e, label, "") for s, e, label in r.accepted]
+            out.append(f"<div class='row'><span class='who'>#{i}</span>{_marked(r, ann, 'ann')}</div>")
+        out.append("</div>")
+    return out
+
+
 def html_report(ranked: Sequence[Review], score: str = DEFAULT_SCORE, top: int = 50, source: str = "") -> str:
-    """A self-contained HTML page: the confusion table, frequent disagreements, the top examples."""
+    """A self-contained HTML page: the confusion table, disagreement patterns by kind, the top examples."""
     n = len(ranked)
     labels, counts = confusion(ranked)
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>sparse_ner review</title><style>{_CSS}</style>"
@@ -147,6 +206,7 @@ def html_report(ranked: Sequence[Review], score: str = DEFAULT_SCORE, top: int =
                         for p, x in zip(labels, row[1:]))  # fmt: skip
         out.append(f"<tr><th>{html.escape(a)}</th>{cells}</tr>")
     out.append("</table>")
+    out += _patterns_html(ranked)
     common = frequent_disagreements(ranked, 20)
     if common:
         out.append("<h2>Most frequent disagreements</h2><table><tr><th>count</th><th>words</th><th>annotated</th>"
