@@ -128,10 +128,14 @@ def write_config(path: Path, train: Path, dev: Path, epochs: int, root: Path) ->
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf8")
 
 
-def evaluate(name: str, reviews: list[Review], examples: list[Example], truth: np.ndarray) -> dict[str, dict]:
-    rows = {f"{name}:{s}": metrics(np.array([r.scores[s] for r in reviews]), truth) for s in SCORES}
-    rows[f"{name}:cleanlab"] = metrics(cleanlab_scores(reviews, examples), truth)
-    return rows
+def evaluate(name: str, reviews: list[Review], examples: list[Example], truth: np.ndarray,
+             store: dict | None = None) -> dict[str, dict]:  # fmt: skip
+    """Metrics of every score; ``store`` (if given) gets each score's per-sentence values."""
+    columns = {s: np.array([r.scores[s] for r in reviews]) for s in SCORES}
+    columns["cleanlab"] = cleanlab_scores(reviews, examples)
+    if store is not None:
+        store.update({f"{name}:{s}": [round(float(v), 6) for v in x] for s, x in columns.items()})
+    return {f"{name}:{s}": metrics(x, truth) for s, x in columns.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, nargs="*", default=[2, 3])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--scores-out", default=None, help="write every score of every sentence here (JSON)")
     args = parser.parse_args(argv)
 
     from sparse_ner.data.columns import write_columns
@@ -176,13 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         reviews = score_examples(load(model), examples)
         results["timing_s"]["score"] = time.perf_counter() - t0
         cpu["score"] = time.process_time() - c0
-        rows = evaluate("in-sample", reviews, examples, truth)
+        per_sentence: dict = {}
+        rows = evaluate("in-sample", reviews, examples, truth, per_sentence)
         for k in args.folds:
             t0, c0 = time.perf_counter(), time.process_time()
             oof = out_of_fold(examples, config, k, models_dir=tmp_path / f"k{k}", seed=args.seed)
             results["timing_s"][f"oof{k}"] = time.perf_counter() - t0
             cpu[f"oof{k}"] = time.process_time() - c0
-            rows.update(evaluate(f"oof{k}", oof, examples, truth))
+            rows.update(evaluate(f"oof{k}", oof, examples, truth, per_sentence))
             print(f"oof{k}: {results['timing_s'][f'oof{k}']:.0f}s", flush=True)
     results["rows"] = rows
     results["cpu_s"] = cpu
@@ -197,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {m['p@k']:.3f} | {m['auprc']:.3f} | {m['auroc']:.3f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf8")
+    if args.scores_out:
+        Path(args.scores_out).write_text(json.dumps({"truth": truth.tolist(), "scores": per_sentence}), encoding="utf8")
     return 0
 
 

@@ -31,10 +31,13 @@ probability that a span is an entity (:meth:`sparse_ner.core.crf.CRF.span_probs`
   divided by that type's mean ``1 - P`` over all the examples scored together. A token annotated
   ``O`` that the model thinks is an entity (a missed entity) counts as much as a doubtful ``MISC``,
   although ``O`` tokens are doubted ~20x less often.
-- ``combined``: the mean of the percentile ranks of ``loss`` and ``label_token`` among the examples
-  scored together, in [0, 1]: whole-sentence evidence (every span and boundary) plus the single most
-  surprising token of its kind. The two are relative scores (:data:`RELATIVE`), recomputed over all
-  the reviews by :func:`add_relative_scores`.
+- ``combined``: the mean of the percentile ranks of ``loss``, ``label_token`` and ``worst_span``
+  among the examples scored together, in [0, 1]: sentence-level evidence (the whole annotation's
+  probability), token-level evidence (the most surprising token for its class, missed entities
+  included) and span-level evidence (the most surprising span, or predicted span a complete
+  annotation lacks). No one of them finds every kind of real mistake (see BENCHMARKS.md); ranks make
+  their scales comparable. ``label_token`` and ``combined`` are relative scores (:data:`RELATIVE`),
+  recomputed over all the reviews by :func:`add_relative_scores`.
 
 The tasks written for Prodigy are made by :mod:`sparse_ner.review.tasks` and served by the recipe
 ``sparse_ner.review`` (:mod:`sparse_ner.review.recipe`): ``prodigy sparse_ner.review DATASET REVIEW.jsonl``.
@@ -51,6 +54,7 @@ from sparse_ner.tags import TokenSpan
 
 SCORES = ("span_odds", "worst_span", "loss", "loss_per_span", "margin", "f1", "token", "label_token", "combined")
 RELATIVE = ("label_token", "combined")  # scores relative to the other examples scored with them
+COMBINED = ("loss", "label_token", "worst_span")  # what "combined" averages the percentile ranks of
 DEFAULT_SCORE = "span_odds"
 EPS = 1e-12  # floor of probabilities inside logs
 
@@ -222,7 +226,7 @@ def add_relative_scores(reviews: list[Review]) -> list[Review]:
     """Set the :data:`RELATIVE` scores of ``reviews`` from all of them together (in place; returns them).
 
     ``label_token`` divides each token's disagreement by its class's mean over ``reviews``;
-    ``combined`` averages the percentile ranks of ``loss`` and ``label_token``. Call it again after
+    ``combined`` averages the percentile ranks of ``loss``, ``label_token`` and ``worst_span``. Call it again after
     putting together reviews scored apart (out-of-fold scoring does).
     """
     total: dict[int, float] = {}
@@ -234,10 +238,9 @@ def add_relative_scores(reviews: list[Review]) -> list[Review]:
     mean = {c: max(total[c] / count[c], EPS) for c in total}
     for r in reviews:
         r.scores["label_token"] = max((d / mean[c] for c, d in r.disagreement), default=0.0)
-    loss = _percentiles([r.scores["loss"] for r in reviews])
-    label = _percentiles([r.scores["label_token"] for r in reviews])
-    for r, a, b in zip(reviews, loss, label):
-        r.scores["combined"] = (a + b) / 2
+    parts = [_percentiles([r.scores[s] for r in reviews]) for s in COMBINED]
+    for r, *ranks in zip(reviews, *parts):
+        r.scores["combined"] = sum(ranks) / len(ranks)
     return reviews
 
 

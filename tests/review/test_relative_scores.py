@@ -10,9 +10,9 @@ from sparse_ner.review.score import Review, add_relative_scores, rank, score_exa
 from test_review import gold, tagger, with_spans  # noqa: F401  (the module-scoped fixture)
 
 
-def _review(index: int, loss: float, disagreement: list[tuple[int, float]]) -> Review:
+def _review(index: int, loss: float, disagreement: list[tuple[int, float]], worst: float = 0.0) -> Review:
     ex = make_example(["w"] * len(disagreement), ["O"] * len(disagreement), "bio")
-    return Review(index, ex, {"loss": loss}, [], disagreement=disagreement)
+    return Review(index, ex, {"loss": loss, "worst_span": worst}, [], disagreement=disagreement)
 
 
 def test_label_token_normalizes_per_class() -> None:
@@ -33,18 +33,18 @@ def test_label_token_normalizes_per_class() -> None:
     assert reviews[3].scores["label_token"] < 1.0
 
 
-def test_combined_is_the_mean_percentile_of_loss_and_label_token() -> None:
+def test_combined_is_the_mean_percentile_of_loss_label_token_and_worst_span() -> None:
     reviews = [
-        _review(0, 5.0, [(0, 0.001)]),  # a high loss, ordinary tokens
-        _review(1, 0.1, [(0, 0.05)]),  # a small loss, one very doubted O token
-        _review(2, 6.0, [(0, 0.04)]),  # both high: first
-        _review(3, 0.0, [(0, 0.001)]),
+        _review(0, 5.0, [(0, 0.001)], worst=1.0),  # a high loss, ordinary tokens
+        _review(1, 0.1, [(0, 0.05)], worst=3.0),  # a small loss, a very doubted O token, a surprising span
+        _review(2, 6.0, [(0, 0.04)], worst=2.0),  # all high: first
+        _review(3, 0.0, [(0, 0.001)], worst=0.0),
     ]
     add_relative_scores(reviews)
-    # percentiles: loss 2/3, 1/3, 1, 0; label_token 1/6 (tied with review 3), 1, 2/3, 1/6
-    expected = [(2 / 3 + 1 / 6) / 2, (1 / 3 + 1) / 2, (1 + 2 / 3) / 2, (0 + 1 / 6) / 2]
+    # percentiles: loss 2/3, 1/3, 1, 0; label_token 1/6 (tied with review 3), 1, 2/3, 1/6; worst 1/3, 1, 2/3, 0
+    expected = [(2 / 3 + 1 / 6 + 1 / 3) / 3, (1 / 3 + 1 + 1) / 3, (1 + 2 / 3 + 2 / 3) / 3, (0 + 1 / 6 + 0) / 3]
     assert [r.scores["combined"] for r in reviews] == pytest.approx(expected)
-    assert [r.index for r in rank(reviews, "combined")] == [2, 1, 0, 3]
+    assert [r.index for r in rank(reviews, "combined")] == [1, 2, 0, 3]
 
 
 def test_combined_finds_a_swapped_and_a_missing_entity(tagger) -> None:  # noqa: F811
