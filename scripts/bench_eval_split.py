@@ -125,15 +125,27 @@ def run_one(corpus: str, budget: int | None, ratio: str, split: float, max_epoch
 
 def report(results: Path) -> str:
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    out = ["| corpus | budget | entity_ratio | value | test F1, epoch chosen on binary held-out | "
+    out = ["| corpus | budget | seed | entity_ratio | value | test F1, epoch chosen on binary held-out | "
            "test F1, epoch chosen on gold dev | difference | best test F1 any epoch | train s |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+           "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         b, g = r["select_binary"], r["select_gold_dev"]
         best = max(e["test_f1"] for e in r["epochs"])
-        out.append(f"| {r['corpus']} | {r['budget']} | {r['ratio']} | {r['ratio_value']:.3f} | {b['test_f1']:.3f} "
-                   f"(ep {b['epoch']}) | {g['test_f1']:.3f} (ep {g['epoch']}) | {b['test_f1'] - g['test_f1']:+.3f} | "
-                   f"{best:.3f} | {r['train_s']} |")  # fmt: skip
+        out.append(f"| {r['corpus']} | {r['budget']} | {r['seed']} | {r['ratio']} | {r['ratio_value']:.3f} | "
+                   f"{b['test_f1']:.3f} (ep {b['epoch']}) | {g['test_f1']:.3f} (ep {g['epoch']}) | "
+                   f"{b['test_f1'] - g['test_f1']:+.3f} | {best:.3f} | {r['train_s']} |")  # fmt: skip
+    # mean over the seeds each (corpus, budget, ratio) was run with
+    groups: dict[tuple, dict[str, dict[int, dict]]] = {}
+    for r in rows:
+        groups.setdefault((r["corpus"], str(r["budget"])), {}).setdefault(r["ratio"], {})[r["seed"]] = r
+    out += ["", "| corpus | budget | seeds | entity_ratio | mean test F1 (gold-dev choice) | mean test F1 (binary choice) |",
+            "|---|---:|---|---|---:|---:|"]  # fmt: skip
+    for (corpus, budget), by_ratio in groups.items():
+        for ratio, by_seed in by_ratio.items():
+            seeds = sorted(by_seed)
+            gold = sum(by_seed[s]["select_gold_dev"]["test_f1"] for s in seeds) / len(seeds)
+            binary = sum(by_seed[s]["select_binary"]["test_f1"] for s in seeds) / len(seeds)
+            out.append(f"| {corpus} | {budget} | {','.join(map(str, seeds))} | {ratio} | {gold:.3f} | {binary:.3f} |")
     return "\n".join(out)
 
 
