@@ -14,7 +14,7 @@ from typing import Any
 
 # sparse_ner.review.score's, spelled out so that --help imports no torch (tests/test_cli_help.py)
 SCORES = ("span_odds", "worst_span", "loss", "loss_per_span", "margin", "f1", "token", "label_token", "combined")
-DEFAULT_SCORE = "span_odds"
+DEFAULT_SCORE = "combined"
 
 
 def training_overrides(extra: list[str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ annotations, merged per text) or a column file.
 Scores (higher = more likely an annotation mistake; ``--score``). ``P(span)`` is the CRF's exact
 probability that a span is an entity (:meth:`sparse_ner.core.crf.CRF.span_probs`):
 
-- ``span_odds`` (default; see BENCHMARKS.md for how each score ranks real and synthetic mistakes): the log-odds, in nats, that
+- ``span_odds`` (see BENCHMARKS.md for how each score ranks real and synthetic mistakes): the log-odds, in nats, that
   the model prefers something else to a piece of the annotation, maximized over the pieces and
   floored at 0. For an accepted span, ``log P(best alternative) - log P(span)``, the alternatives
   being the same tokens with another label and the span with one boundary moved by one token (the
@@ -31,13 +31,15 @@ probability that a span is an entity (:meth:`sparse_ner.core.crf.CRF.span_probs`
   divided by that type's mean ``1 - P`` over all the examples scored together. A token annotated
   ``O`` that the model thinks is an entity (a missed entity) counts as much as a doubtful ``MISC``,
   although ``O`` tokens are doubted ~20x less often.
-- ``combined``: the mean of the percentile ranks of ``loss``, ``label_token`` and ``worst_span``
-  among the examples scored together, in [0, 1]: sentence-level evidence (the whole annotation's
-  probability), token-level evidence (the most surprising token for its class, missed entities
-  included) and span-level evidence (the most surprising span, or predicted span a complete
-  annotation lacks). No one of them finds every kind of real mistake (see BENCHMARKS.md); ranks make
-  their scales comparable. ``label_token`` and ``combined`` are relative scores (:data:`RELATIVE`),
-  recomputed over all the reviews by :func:`add_relative_scores`.
+- ``combined`` (default): three kinds of evidence, each turned into an empirical p-value among the
+  examples scored together (the fraction of them that score at least as high) and combined by
+  Fisher's method, the mean of ``-log p``: ``span_odds`` (an annotated span the model would label or
+  bound otherwise), ``worst_span`` (the most surprising span, or predicted span a complete
+  annotation lacks) and ``label_token`` (the most surprising token for its class, missed entities
+  included). No one of them finds every kind of real mistake (see BENCHMARKS.md); p-values make their
+  scales comparable, and ``-log p`` lets one strong piece of evidence lift an example to the top.
+  ``label_token`` and ``combined`` are relative scores (:data:`RELATIVE`), recomputed over all the
+  reviews by :func:`add_relative_scores`.
 
 The tasks written for Prodigy are made by :mod:`sparse_ner.review.tasks` and served by the recipe
 ``sparse_ner.review`` (:mod:`sparse_ner.review.recipe`): ``prodigy sparse_ner.review DATASET REVIEW.jsonl``.
@@ -54,8 +56,8 @@ from sparse_ner.tags import TokenSpan
 
 SCORES = ("span_odds", "worst_span", "loss", "loss_per_span", "margin", "f1", "token", "label_token", "combined")
 RELATIVE = ("label_token", "combined")  # scores relative to the other examples scored with them
-COMBINED = ("loss", "label_token", "worst_span")  # what "combined" averages the percentile ranks of
-DEFAULT_SCORE = "span_odds"
+COMBINED = ("span_odds", "worst_span", "label_token")  # the evidence "combined" puts together
+DEFAULT_SCORE = "combined"
 EPS = 1e-12  # floor of probabilities inside logs
 
 
@@ -207,26 +209,20 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
     return add_relative_scores(reviews)
 
 
-def _percentiles(values: Sequence[float]) -> list[float]:
-    """Rank of each value among ``values`` scaled to [0, 1] (1 = largest; ties share their mean rank)."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in order[i : j + 1]:
-            ranks[k] = (i + j) / 2 / max(1, len(values) - 1)
-        i = j + 1
-    return ranks
+def _p_values(values: Sequence[float]) -> list[float]:
+    """The empirical p-value of each value among ``values``: the fraction of them that are >= it."""
+    import bisect
+
+    ordered = sorted(values)
+    n = len(ordered)
+    return [(n - bisect.bisect_left(ordered, v)) / n for v in values]
 
 
 def add_relative_scores(reviews: list[Review]) -> list[Review]:
     """Set the :data:`RELATIVE` scores of ``reviews`` from all of them together (in place; returns them).
 
     ``label_token`` divides each token's disagreement by its class's mean over ``reviews``;
-    ``combined`` averages the percentile ranks of ``loss``, ``label_token`` and ``worst_span``. Call it again after
+    ``combined`` is the mean ``-log p`` of the :data:`COMBINED` scores' empirical p-values in ``reviews``. Call it again after
     putting together reviews scored apart (out-of-fold scoring does).
     """
     total: dict[int, float] = {}
@@ -238,9 +234,9 @@ def add_relative_scores(reviews: list[Review]) -> list[Review]:
     mean = {c: max(total[c] / count[c], EPS) for c in total}
     for r in reviews:
         r.scores["label_token"] = max((d / mean[c] for c, d in r.disagreement), default=0.0)
-    parts = [_percentiles([r.scores[s] for r in reviews]) for s in COMBINED]
-    for r, *ranks in zip(reviews, *parts):
-        r.scores["combined"] = sum(ranks) / len(ranks)
+    parts = [_p_values([r.scores[s] for r in reviews]) for s in COMBINED]
+    for r, *ps in zip(reviews, *parts):
+        r.scores["combined"] = sum(-math.log(p) for p in ps) / len(ps)
     return reviews
 
 

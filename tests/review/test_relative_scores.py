@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sparse_ner.data.columns import make_example
@@ -10,9 +12,9 @@ from sparse_ner.review.score import Review, add_relative_scores, rank, score_exa
 from test_review import gold, tagger, with_spans  # noqa: F401  (the module-scoped fixture)
 
 
-def _review(index: int, loss: float, disagreement: list[tuple[int, float]], worst: float = 0.0) -> Review:
+def _review(index: int, odds: float, disagreement: list[tuple[int, float]], worst: float = 0.0) -> Review:
     ex = make_example(["w"] * len(disagreement), ["O"] * len(disagreement), "bio")
-    return Review(index, ex, {"loss": loss, "worst_span": worst}, [], disagreement=disagreement)
+    return Review(index, ex, {"span_odds": odds, "worst_span": worst}, [], disagreement=disagreement)
 
 
 def test_label_token_normalizes_per_class() -> None:
@@ -20,10 +22,10 @@ def test_label_token_normalizes_per_class() -> None:
     although its raw disagreement is 6x smaller: what ``token`` gets wrong."""
     O, MISC = 0, 2
     reviews = [
-        _review(0, 1.0, [(O, 0.05), (O, 0.001)]),  # an O token the model thinks is an entity
-        _review(1, 1.0, [(MISC, 0.3), (O, 0.001)]),  # an ordinary MISC
-        _review(2, 1.0, [(MISC, 0.3), (O, 0.001)]),
-        _review(3, 1.0, [(O, 0.001), (O, 0.001)]),
+        _review(0, 0.0, [(O, 0.05), (O, 0.001)]),  # an O token the model thinks is an entity
+        _review(1, 0.0, [(MISC, 0.3), (O, 0.001)]),  # an ordinary MISC
+        _review(2, 0.0, [(MISC, 0.3), (O, 0.001)]),
+        _review(3, 0.0, [(O, 0.001), (O, 0.001)]),
     ]
     add_relative_scores(reviews)
     o_mean = (0.05 + 0.001 * 5) / 6
@@ -33,26 +35,28 @@ def test_label_token_normalizes_per_class() -> None:
     assert reviews[3].scores["label_token"] < 1.0
 
 
-def test_combined_is_the_mean_percentile_of_loss_label_token_and_worst_span() -> None:
+def test_combined_is_fishers_method_on_empirical_p_values() -> None:
     reviews = [
-        _review(0, 5.0, [(0, 0.001)], worst=1.0),  # a high loss, ordinary tokens
-        _review(1, 0.1, [(0, 0.05)], worst=3.0),  # a small loss, a very doubted O token, a surprising span
-        _review(2, 6.0, [(0, 0.04)], worst=2.0),  # all high: first
-        _review(3, 0.0, [(0, 0.001)], worst=0.0),
+        _review(0, 5.0, [(0, 0.001)], worst=1.0),  # an annotated span the model would change, ordinary tokens
+        _review(1, 0.0, [(0, 0.05)], worst=3.0),  # a very doubted O token and a surprising span: a missed entity, first
+        _review(2, 2.0, [(0, 0.04)], worst=2.0),  # a bit of everything, never the strongest
+        _review(3, 0.0, [(0, 0.001)], worst=0.0),  # clean
     ]
     add_relative_scores(reviews)
-    # percentiles: loss 2/3, 1/3, 1, 0; label_token 1/6 (tied with review 3), 1, 2/3, 1/6; worst 1/3, 1, 2/3, 0
-    expected = [(2 / 3 + 1 / 6 + 1 / 3) / 3, (1 / 3 + 1 + 1) / 3, (1 + 2 / 3 + 2 / 3) / 3, (0 + 1 / 6 + 0) / 3]
+    # p-values (fraction scoring >= it): span_odds 1/4, 1, 2/4, 1; label_token 1, 1/4, 2/4, 1; worst_span 3/4, 1/4, 2/4, 1
+    p = [(1 / 4, 1, 3 / 4), (1, 1 / 4, 1 / 4), (1 / 2, 1 / 2, 1 / 2), (1, 1, 1)]
+    expected = [sum(-math.log(x) for x in ps) / 3 for ps in p]
     assert [r.scores["combined"] for r in reviews] == pytest.approx(expected)
     assert [r.index for r in rank(reviews, "combined")] == [1, 2, 0, 3]
+    assert reviews[3].scores["combined"] == 0.0  # last on every evidence: p = 1
 
 
-def test_combined_finds_a_swapped_and_a_missing_entity(tagger) -> None:  # noqa: F811
+def test_combined_finds_a_swapped_and_a_dropped_entity(tagger) -> None:  # noqa: F811
     examples = gold(60, seed=7)
     changed = {}
     for i, ex in enumerate(examples):
         keys = [s.key for s in ex.accepted]
-        if keys and len(changed) < 2:
+        if keys and len(changed) < 2 and i >= 30:  # late in the data: ties keep the data order
             s, e, label = keys[0]
             new = [(s, e, "LOC" if label == "PER" else "PER")] + keys[1:] if not changed else keys[1:]
             changed[i] = with_spans(ex, new)
