@@ -22,6 +22,11 @@ scores only). Run from the repository root::
 trained on train + the original dev annotation; ``--temperatures`` scores the first model at each
 temperature. Besides the table it prints, per score, the metrics on the sentences left once the
 guideline-only changes are removed (:func:`guideline_only`) and bootstrap intervals against cleanlab.
+
+``--binary`` scores simulated ``ner.teach`` answers from the original dev annotation instead
+(:func:`evaluate_binary`), with the cached models of ``--seeds``::
+
+    OMP_NUM_THREADS=1 python scripts/bench_review_real.py --binary --seeds 0 1 2 --json bench_results/review_real_binary.json
 """
 
 from __future__ import annotations
@@ -305,6 +310,96 @@ def evaluate_real(args: argparse.Namespace, models: list[tuple[Path, dict]]) -> 
     return 0
 
 
+def evaluate_binary(args: argparse.Namespace, models: list[tuple[Path, dict]]) -> int:
+    """``--binary``: simulated ``ner.teach`` answers from the ORIGINAL dev annotation, scored per text.
+
+    The answers (``sparse-ner simulate-teach``, seed ``--teach-seed``, written to the git-ignored cache)
+    are read with ``read_any(gold=False)`` (merged per text) and scored by ``score_examples``, the path
+    ``sparse_ner.review`` takes for binary data. A text is a true mistake when one of its answers
+    contradicts CleanCoNLL: an accepted span that is no CleanCoNLL entity with that exact
+    (start, end, label), or a rejected span that is one. Texts whose tokens match no CleanCoNLL
+    sentence (or duplicate texts whose CleanCoNLL entity sets differ) are left out.
+    """
+    from sparse_ner.core.export import load
+    from sparse_ner.data.read import read_any
+    from sparse_ner.data.simulate_teach import simulate_teach_file
+    from sparse_ner.review.score import SCORES, score_examples
+
+    data, cache = Path(args.data), Path(args.cache)
+    teach = cache / f"teach_dev_seed{args.teach_seed}.jsonl"  # CoNLL text: only in the git-ignored cache
+    if not teach.exists():
+        simulate_teach_file(data / "dev.txt", teach, encoding="iob1", seed=args.teach_seed)
+    original = list(read_columns(data / "dev.txt", "iob1"))
+    clean = list(read_columns(args.clean, "bio", sep="\t"))
+    pairs = align(original, clean)
+    clean_of = {i: entity_set(clean[j]) for i, j in pairs}
+    guide = guideline_only([original[i] for i, _ in pairs], [clean[j] for _, j in pairs],
+                           list(read_columns(data / "train.txt", "iob1")))  # fmt: skip
+    guide_idx = {i for (i, _), g in zip(pairs, guide) if g}
+    by_words: dict[tuple, list[int]] = {}
+    for i, ex in enumerate(original):
+        by_words.setdefault(tuple(ex.words), []).append(i)
+    texts = read_any(teach, gold=False, labels=LABELS, name="review")
+    examples, truth, keep, where = [], [], [], Counter()
+    for ex in texts:
+        if not (ex.accepted or ex.rejected):
+            where["no answer left"] += 1
+            continue
+        idx = by_words.get(tuple(ex.words), [])
+        sets = [clean_of.get(i) for i in idx]
+        if not idx or any(c is None for c in sets) or any(c != sets[0] for c in sets):
+            where["unmatched or ambiguous"] += 1
+            continue
+        acc_bad = any(s.key not in sets[0] for s in ex.accepted)
+        rej_bad = any(s.key in sets[0] for s in ex.rejected)
+        where["accept contradicts"] += acc_bad
+        where["reject contradicts"] += rej_bad
+        examples.append(ex)
+        truth.append(acc_bad or rej_bad)
+        keep.append(idx[0] not in guide_idx)
+    truth, keep = np.array(truth, dtype=float), np.array(keep)
+    k = int(truth.sum())
+    changed = {i for i, c in clean_of.items() if c != entity_set(original[i])}
+    answered_changed = {i for ex in examples for i in by_words[tuple(ex.words)]} & changed
+    print(f"{len(texts)} texts with answers, {len(examples)} scored, {k} contradict CleanCoNLL; {dict(where)}; "
+          f"{len(answered_changed)} of the {len(changed)} changed dev sentences got answers", flush=True)  # fmt: skip
+    results: dict = {"teach": str(teach.name), "teach_seed": args.teach_seed, "texts": len(texts), "scored": len(examples),
+                     "positives": k, "counts": dict(where), "changed_sentences_answered": len(answered_changed),
+                     "guideline_only_positives": int(truth[~keep].sum()), "detectable_scored": int(keep.sum()),
+                     "models": [info for _, info in models],
+                     "rows": {}, "detectable": {},
+                     "not_applicable": {"cleanlab": "needs a label for every token; binary answers fix only the tokens "
+                                        "of accepted spans, where cleanlab's self-confidence is the 'token' score"}}  # fmt: skip
+    models = [(m, info) for m, info in models if not info.get("in_sample")]
+    runs = []
+    for model, info in models:
+        t0 = time.perf_counter()
+        reviews = score_examples(load(model), examples)
+        runs.append(reviews)
+        for score in SCORES:
+            x = np.array([r.scores[score] for r in reviews])
+            results["rows"][f"seed{info.get('seed', 0)}:{score}"] = metrics(x, truth)
+            results["detectable"][f"seed{info.get('seed', 0)}:{score}"] = metrics(x[keep], truth[keep])
+        print(f"seed {info.get('seed', 0)}: scored in {time.perf_counter() - t0:.0f}s", flush=True)
+    if len(runs) > 1:
+        avg = ensemble(runs)
+        for score in SCORES:
+            x = np.array([r.scores[score] for r in avg])
+            results["rows"][f"ensemble{len(runs)}:{score}"] = metrics(x, truth)
+            results["detectable"][f"ensemble{len(runs)}:{score}"] = metrics(x[keep], truth[keep])
+    rng = np.random.default_rng(0)
+    results["random"] = metrics(rng.random(len(truth)), truth)
+    print(f"{int(truth[~keep].sum())} positives are guideline-only sentences (detectable: the other {int(truth[keep].sum())})")
+    print(f"\n| model:score | P@{k} | AUPRC | AUROC | detectable AUPRC / AUROC |\n|---|---:|---:|---:|---|")
+    for key, m in sorted(results["rows"].items(), key=lambda kv: -kv[1]["auprc"]):
+        d = results["detectable"][key]
+        print(f"| {key} | {m['p@k']:.3f} | {m['auprc']:.3f} | {m['auroc']:.3f} | {d['auprc']:.3f} / {d['auroc']:.3f} |")
+    print(f"| random | {results['random']['p@k']:.3f} | {results['random']['auprc']:.3f} | {results['random']['auroc']:.3f} | |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/conll2003"), help="CoNLL-2003 folder")
@@ -317,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-sample", action="store_true", help="also a model trained on train + dev (scored in-sample)")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--binary", action="store_true", help="score simulated ner.teach answers instead (see evaluate_binary)")
+    parser.add_argument("--teach-seed", type=int, default=0, help="--binary: seed of the simulated answers")
     args = parser.parse_args(argv)
 
     models = [trained_model(Path(args.data), Path(args.cache), args.epochs, args.minutes, seed) for seed in args.seeds]
@@ -326,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: {model} {info}", flush=True)
     if args.train_only:
         return 0
-    return evaluate_real(args, models)
+    return evaluate_binary(args, models) if args.binary else evaluate_real(args, models)
 
 
 if __name__ == "__main__":
