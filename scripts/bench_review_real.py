@@ -89,9 +89,19 @@ def change_kinds(before: set, after: set) -> Counter:
     return kinds
 
 
+MODELS = {
+    # configs/conll_gold.yaml's small BiLSTM-CRF
+    "small": {"encoder": "small", "encoder_options": {"min_count": 1, "word_dim": 100, "hidden": 200},
+              "dropout": 0.3, "lr": 0.002, "warmup": 0.05},
+    # configs/gpu_transformer.yaml's MiniLM-L6 (all layers fine-tuned)
+    "minilm": {"encoder": "minilm", "encoder_options": {"pooling": "first", "stride": 128}, "dropout": 0.1,
+               "lr": 0.001, "encoder_lr": 5.0e-05, "warmup": 0.1},
+}  # fmt: skip
+
+
 def write_config(path: Path, data: Path, epochs: int, minutes: float, root: Path, seed: int = 0,
-                 train: Path | None = None) -> None:  # fmt: skip
-    """configs/conll_gold.yaml's model, epochs capped; the checkpoint chosen on CoNLL-2003 test."""
+                 train: Path | None = None, encoder: str = "small") -> None:  # fmt: skip
+    """The encoder's model (:data:`MODELS`), epochs capped; the checkpoint chosen on CoNLL-2003 test."""
     import yaml
 
     config = {
@@ -102,19 +112,19 @@ def write_config(path: Path, data: Path, epochs: int, minutes: float, root: Path
         "data": {"train": str(train or data / "train.txt"), "dev": str(data / "test.txt"), "test": None,
                  "encoding": "iob1", "labels": LABELS, "scheme": "bio", "batch_size": 32,
                  "eval_batch_size": 256},
-        "model": {"encoder": "small", "encoder_options": {"min_count": 1, "word_dim": 100, "hidden": 200},
-                  "dropout": 0.3, "lr": 0.002, "warmup": 0.05},
+        "model": MODELS[encoder],
         "early_stopping": {"patience": 5},
     }  # fmt: skip
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf8")
 
 
 def trained_model(data: Path, cache: Path, epochs: int, minutes: float, seed: int = 0,
-                  in_sample: bool = False) -> tuple[Path, dict]:  # fmt: skip
+                  in_sample: bool = False, encoder: str = "small") -> tuple[Path, dict]:  # fmt: skip
     """The cached model folder of training seed ``seed`` (trained now if absent) and how it was trained.
 
     ``in_sample``: trained on train + the original dev annotation (the sentences it then scores), the
     way a user reviews their own training data with ``--model``."""
+    cache = cache if encoder == "small" else cache / encoder
     cache = cache / "insample" if in_sample else cache if seed == 0 else cache / f"seed{seed}"
     model, info_path = cache / "model", cache / "train.json"
     if (model / "tagger.json").exists() and info_path.exists():
@@ -127,10 +137,10 @@ def trained_model(data: Path, cache: Path, epochs: int, minutes: float, seed: in
     if in_sample:  # CoNLL text: only in the git-ignored cache
         train = cache / "train_dev.txt"
         train.write_text((data / "train.txt").read_text() + "\n" + (data / "dev.txt").read_text())
-    write_config(config, data, epochs, minutes, cache / "runs", seed, train)
+    write_config(config, data, epochs, minutes, cache / "runs", seed, train, encoder)
     t0, c0 = time.perf_counter(), time.process_time()
     result = fit(config, export_dir=model, run_name="conll_train")
-    info = {"seed": seed, "in_sample": in_sample, "epochs": epochs, "max_minutes": minutes, "train_wall_s": time.perf_counter() - t0,
+    info = {"encoder": encoder, "seed": seed, "in_sample": in_sample, "epochs": epochs, "max_minutes": minutes, "train_wall_s": time.perf_counter() - t0,
             "train_cpu_s": time.process_time() - c0, "result": repr(result)}  # fmt: skip
     info_path.write_text(json.dumps(info, indent=2), encoding="utf8")
     return model, info
@@ -407,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=str(ROOT / "bench_results/review_real"), help="model cache folder")
     parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--minutes", type=float, default=24.0, help="training time cap")
+    parser.add_argument("--encoder", choices=sorted(MODELS), default="small",
+                        help="the model's encoder (minilm: cached in CACHE/minilm)")
     parser.add_argument("--temperatures", type=float, nargs="*", default=[1.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (more than one: ensembles too)")
     parser.add_argument("--in-sample", action="store_true", help="also a model trained on train + dev (scored in-sample)")
@@ -416,9 +428,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teach-seed", type=int, default=0, help="--binary: seed of the simulated answers")
     args = parser.parse_args(argv)
 
-    models = [trained_model(Path(args.data), Path(args.cache), args.epochs, args.minutes, seed) for seed in args.seeds]
+    models = [trained_model(Path(args.data), Path(args.cache), args.epochs, args.minutes, seed, encoder=args.encoder)
+              for seed in args.seeds]  # fmt: skip
     if args.in_sample:
-        models.append(trained_model(Path(args.data), Path(args.cache), args.epochs, args.minutes, 0, in_sample=True))
+        models.append(trained_model(Path(args.data), Path(args.cache), args.epochs, args.minutes, 0, in_sample=True,
+                                    encoder=args.encoder))  # fmt: skip
     for model, info in models:
         print(f"model: {model} {info}", flush=True)
     if args.train_only:

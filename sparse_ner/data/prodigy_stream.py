@@ -65,12 +65,17 @@ def make_stream(tasks: Iterable[dict], fn: Optional[Callable[..., Iterable[dict]
 def read_source(source: str) -> Iterator[dict]:
     """The tasks of a JSONL source, lazily, each with Prodigy's hashes (recomputed, as Prodigy's
     ``get_stream(rehash=True)`` does). A line that is not a JSON object, or a task without a
-    non-empty ``text``, is logged with its line number and skipped."""
+    non-empty ``text``, is logged with its line number and skipped. A missing file raises
+    :class:`RecipeError` here, before the first task is read (a recipe fails at start, not later)."""
+    if str(source) != "-" and not Path(source).is_file():
+        raise RecipeError(f"source file not found: {source}")
+    return _read_source(source)
+
+
+def _read_source(source: str) -> Iterator[dict]:
     from sparse_ner.data.io import read_jsonl
     from sparse_ner.data.prodigy import ReadStats
 
-    if str(source) != "-" and not Path(source).is_file():
-        raise RecipeError(f"source file not found: {source}")
     stats = ReadStats()
     bad = 0
     last = 0

