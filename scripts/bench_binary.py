@@ -13,7 +13,8 @@ selection. Rows:
   ``reject_prior 0.5`` (a rejected span is taken as likelier no entity than another label);
 - ``crf-minilm-shape`` (+ ``-gold``): MiniLM-L6 with a 16-dim capitalization-shape embedding per word;
 - ``crf-small-no-rejects``, ``crf-small-no-eer``, ``crf-small-as-o``: ablations (rejected spans dropped;
-  no expected-entity-ratio penalty; unannotated tokens taken as ``O``);
+  no expected-entity-ratio penalty; unannotated tokens taken as ``O``); ``crf-minilm-no-rejects``: MiniLM-L6
+  on the accepted spans only, the data of the method peers (``scripts/bench_peers.py``);
 - ``spacy-binary``, ``spacy-as-o``: the peer, spaCy's NER as Prodigy trains it from binary answers, and
   the naive variant (``scripts/spacy_peer.py``);
 - ``crf-small-gold``, ``crf-minilm-gold``, ``spacy-gold``: ceilings, the same models on the complete gold annotation of the same
@@ -75,6 +76,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
                                             "--model.encoder_lr", "5e-5"]),
     "crf-minilm-reject-prior": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", "{}",
                                          "--model.lr", "5e-4", "--model.encoder_lr", "5e-5", "--model.reject_prior", "0.5"]),
+    "crf-minilm-no-rejects": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", "{}", "--model.lr", "5e-4",
+                                       "--model.encoder_lr", "5e-5", "--data.use_rejects", "false"]),
     "crf-minilm-gold": ("ours-gold", ["--model.entity_ratio", "null", "--model.encoder", "minilm",
                                       "--model.encoder_options", "{}", "--model.lr", "5e-4", "--model.encoder_lr", "5e-5"]),
     "spacy-binary": ("spacy", ["binary"]),
