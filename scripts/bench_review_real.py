@@ -397,6 +397,12 @@ def evaluate_binary(args: argparse.Namespace, models: list[tuple[Path, dict]]) -
             x = np.array([r.scores[score] for r in avg])
             results["rows"][f"ensemble{len(runs)}:{score}"] = metrics(x, truth)
             results["detectable"][f"ensemble{len(runs)}:{score}"] = metrics(x[keep], truth[keep])
+    results["bootstrap_combined_vs_loss"] = {}
+    named = [(f"seed{info.get('seed', 0)}", run) for (_, info), run in zip(models, runs)]
+    for name, run in named + ([(f"ensemble{len(runs)}", ensemble(runs))] if len(runs) > 1 else []):
+        x, y = (np.array([r.scores[s] for r in run]) for s in ("combined", "loss"))
+        diff = results["bootstrap_combined_vs_loss"][name] = bootstrap_diff(x, y, truth)
+        print(f"{name}: combined - loss {diff}", flush=True)
     rng = np.random.default_rng(0)
     results["random"] = metrics(rng.random(len(truth)), truth)
     print(f"{int(truth[~keep].sum())} positives are guideline-only sentences (detectable: the other {int(truth[keep].sum())})")

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--strategies", nargs="+", default=["uncertainty", "random", "static"])
     ap.add_argument("--by-text", action="store_true", help="uncertainty sorter selects whole texts")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                     help="config overrides, e.g. dev_limit=0 online.calibrate=false sorter.bias=0")
     ap.add_argument("--tag", default="default", help="name of this variant in the summary")
     ap.add_argument("--out", default=str(ROOT / "bench_results/simulate"))

@@ -112,6 +112,24 @@ def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] 
     return model
 
 
+FLOAT_OPTIONS = ("lr", "encoder_lr", "threshold", "min_pattern_precision", "grad_clip")
+
+
+def _number(key: str, value: Any) -> Any:
+    """A float option given as text (YAML reads ``1e-4``, without a dot, as a string) as a float;
+    anything else that is not a number is refused by name."""
+    if key not in FLOAT_OPTIONS or value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    try:
+        return float(value) if isinstance(value, str) else _refuse(key, value)
+    except ValueError:
+        return _refuse(key, value)
+
+
+def _refuse(key: str, value: Any) -> Any:
+    raise TypeError(f"option {key} must be a number, got {value!r}")
+
+
 class OnlineTagger:
     """A :class:`Tagger` with an answer memory, a learner, an idle trainer and a suggester (module docstring)."""
 
@@ -119,7 +137,7 @@ class OnlineTagger:
         unknown = set(options) - set(DEFAULTS)
         if unknown:
             raise TypeError(f"unknown options {sorted(unknown)}; expected some of {sorted(DEFAULTS)}")
-        self.options = o = {**DEFAULTS, **options}
+        self.options = o = {**DEFAULTS, **{k: _number(k, v) for k, v in options.items()}}
         self.tagger = tagger.eval()
         self.labels = list(tagger.labels)
         self.lock = threading.RLock()

@@ -260,6 +260,19 @@ def test_unknown_option_and_cold_small_encoder_needs_texts():
         OnlineTagger.from_config(LABELS, "small")
 
 
+def test_float_options_written_as_yaml_text_are_numbers():
+    import yaml
+
+    options = yaml.safe_load("{lr: 1e-3, encoder_lr: 2e-4, threshold: 0.2}")  # YAML 1.1: "1e-3" is a string
+    assert options["lr"] == "1e-3"
+    online = make_online(**options)
+    head_lrs = sorted(g["lr"] for g in online.optimizer.param_groups)
+    assert head_lrs == [2e-4, 1e-3] and online.suggester.threshold == 0.2
+    online.update([task(TEXTS[0], 0, 5, "PER", "accept")])  # the optimizer takes a step with them
+    with pytest.raises(TypeError, match="option lr must be a number, got 'fast'"):
+        make_online(lr="fast")
+
+
 def test_unseen_words_map_to_unk():
     online = make_online()
     feats = online.tagger.encoder.featurize(["Alice", "Zyxwv"])
