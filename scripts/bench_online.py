@@ -12,6 +12,13 @@ file (so update() has earlier answers to replay), then
 - scoring: the CoNLL-2003 test sentences (``--score-limit`` of them) are streamed through
   ``online(stream)`` and every ``(score, task)`` is consumed (sentences/s, suggestions/sentence).
 
+``--spacy``: in the same process, before each encoder's scoring, spaCy's default CNN NER (a blank
+English pipeline with ``nlp.add_pipe("ner")``: HashEmbedCNN tok2vec and the transition-based
+parser, the model ``spacy init config --pipeline ner`` gives; initialized with the four labels,
+untrained, which does not change its speed) tags the same sentences from their words
+(``Doc(words=...)``, so neither side tokenizes), in batches of 64; rounds alternate with ours and
+the medians of process CPU time are compared (``spacy_sent_per_cpu_s``, ``x_spacy``).
+
 Wall-clock and process CPU time are both reported: on shared cores the wall clock includes waiting
 for other processes (the 1-minute load average is printed with each row). Data are read from
 ../shared/data (never copied). Prints a Markdown table and one JSON line per row.
@@ -68,6 +75,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
         online.update(batch)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
+    spacy_rate = spacy_ner_rate(test, args.spacy) if args.spacy else None
     ms = [t * 1000 for t in times]
     cpu_ms = [t * 1000 for t in cpu]
     stream = [as_task(ex, i) for i, ex in enumerate(test)]
@@ -75,6 +83,18 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     n_tasks = sum(1 for _ in online(stream))
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    ours_cpu = [cpu_seconds]
+    for _ in range(max(0, args.spacy - 1)):  # more rounds of ours, alternating with spaCy's
+        spacy_rate["cpu_s"].extend(spacy_ner_rate(test, 1)["cpu_s"])
+        c0 = time.process_time()
+        sum(1 for _ in online(stream))
+        ours_cpu.append(time.process_time() - c0)
+    extra = {}
+    if spacy_rate:
+        spacy_cpu = statistics.median(spacy_rate["cpu_s"])
+        extra = {"spacy_sent_per_cpu_s": round(len(stream) / spacy_cpu, 1),
+                 "ours_sent_per_cpu_s_median": round(len(stream) / statistics.median(ours_cpu), 1),
+                 "x_spacy": round(spacy_cpu / statistics.median(ours_cpu), 2), "rounds": len(ours_cpu)}  # fmt: skip
     return {
         "encoder": encoder, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
         "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
@@ -82,7 +102,36 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
         "update_cpu_p50_ms": round(statistics.median(cpu_ms), 1), "update_cpu_p95_ms": round(percentile(cpu_ms, 0.95), 1),
         "score_sent_per_cpu_s": round(len(stream) / cpu_seconds, 1),
         "suggestions_per_sentence": round(n_tasks / len(stream), 2), "load_avg_1m": round(os.getloadavg()[0], 2),
+        **extra,
     }  # fmt: skip
+
+
+_SPACY: dict = {}
+
+
+def spacy_ner_rate(test: list, rounds: int) -> dict:
+    """Process CPU seconds of spaCy's default CNN NER over ``test`` (docs from words), ``rounds`` times."""
+    import spacy
+    from spacy.tokens import Doc
+
+    if "nlp" not in _SPACY:
+        nlp = spacy.blank("en")
+        ner = nlp.add_pipe("ner")
+        for label in LABELS:
+            ner.add_label(label)
+        nlp.initialize()
+        _SPACY["nlp"] = nlp
+        list(ner.pipe([Doc(nlp.vocab, words=ex.words) for ex in test[:64]]))  # warm-up
+    nlp = _SPACY["nlp"]
+    ner = nlp.get_pipe("ner")
+    cpu = []
+    for _ in range(rounds):
+        docs = [Doc(nlp.vocab, words=ex.words) for ex in test]
+        c0 = time.process_time()
+        n = sum(len(doc.ents) >= 0 for doc in ner.pipe(docs, batch_size=64))
+        cpu.append(time.process_time() - c0)
+        assert n == len(test)
+    return {"cpu_s": cpu}
 
 
 def main() -> None:
@@ -97,6 +146,8 @@ def main() -> None:
                         "oneDNN reports bf16 support)")
     p.add_argument("--warmup", type=int, default=500, help="answers learned before timing")
     p.add_argument("--updates", type=int, default=50, help="timed update() calls of 10 answers")
+    p.add_argument("--spacy", type=int, default=0, metavar="ROUNDS",
+                   help="also time spaCy's default CNN NER on the same sentences, ROUNDS rounds alternating with ours")
     p.add_argument("--score-limit", type=int, default=None, help="test sentences to score (default: all)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -113,6 +164,10 @@ def main() -> None:
               f"| {r['update_cpu_p50_ms']} / {r['update_cpu_p95_ms']} | {r['score_sent_per_s']} ({r['score_sentences']} sent.) "
               f"| {r['score_sent_per_cpu_s']} | {r['suggestions_per_sentence']} "
               f"| {r['load_avg_1m']} |")
+    for r in rows:
+        if "x_spacy" in r:
+            print(f"{r['encoder']}: scoring {r['ours_sent_per_cpu_s_median']} sent per CPU-s vs spaCy's CNN NER "
+                  f"{r['spacy_sent_per_cpu_s']} (median of {r['rounds']} alternating rounds): {r['x_spacy']}x")
 
 
 if __name__ == "__main__":
