@@ -62,6 +62,11 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     options = {"steps": args.steps} if args.steps else {}
     if args.bf16 != "auto":
         options["bf16"] = args.bf16 == "on"
+    for item in args.option:  # loop options (sparse_ner.loop.online.DEFAULTS), YAML values
+        import yaml
+
+        key, _, value = item.partition("=")
+        options[key] = yaml.safe_load(value)
     online = OnlineTagger.from_config(LABELS, {"encoder": encoder, "entity_ratio": 0.15}, texts=texts,
                                       patterns=patterns, **options)  # fmt: skip
     answers = (r for _, r in read_jsonl(DATA / "teach" / "conll2003_train_teach.jsonl"))
@@ -96,7 +101,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
                  "ours_sent_per_cpu_s_median": round(len(stream) / statistics.median(ours_cpu), 1),
                  "x_spacy": round(spacy_cpu / statistics.median(ours_cpu), 2), "rounds": len(ours_cpu)}  # fmt: skip
     return {
-        "encoder": encoder, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
+        "encoder": encoder, "options": {k: v for k, v in options.items() if k not in ("steps", "bf16")}, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
         "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
         "updates": len(ms), "score_sentences": len(stream), "score_sent_per_s": round(len(stream) / seconds, 1),
         "update_cpu_p50_ms": round(statistics.median(cpu_ms), 1), "update_cpu_p95_ms": round(percentile(cpu_ms, 0.95), 1),
@@ -146,6 +151,8 @@ def main() -> None:
                         "oneDNN reports bf16 support)")
     p.add_argument("--warmup", type=int, default=500, help="answers learned before timing")
     p.add_argument("--updates", type=int, default=50, help="timed update() calls of 10 answers")
+    p.add_argument("--option", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="OnlineTagger options, e.g. train_layers=4 encoder_lr=1e-4")
     p.add_argument("--spacy", type=int, default=0, metavar="ROUNDS",
                    help="also time spaCy's default CNN NER on the same sentences, ROUNDS rounds alternating with ours")
     p.add_argument("--score-limit", type=int, default=None, help="test sentences to score (default: all)")
