@@ -58,7 +58,7 @@ def run_one(corpus: str, budget: int | None, ratio: str, split: float, max_epoch
     import pytorch_lightning as pl
     import yaml
 
-    from sparse_ner.core.metrics import EntityF1
+    from sparse_ner.core.evaluate import evaluate_tagger
     from sparse_ner.data.read import read_any
     from sparse_ner.training.datamodule import TaggerDataModule
     from sparse_ner.training.entity_ratio import auto_entity_ratio
@@ -93,10 +93,7 @@ def run_one(corpus: str, budget: int | None, ratio: str, split: float, max_epoch
             was_training = tagger.training
             tagger.eval()
             for name, examples in (("dev", dev_gold), ("test", test_gold)):
-                metric = EntityF1(tagger.labels)
-                preds = tagger.tag(examples, batch_size=256)
-                metric.update([[s[:3] for s in p] for p in preds], [[s.key for s in ex.accepted] for ex in examples])
-                result = metric.compute()
+                result = evaluate_tagger(tagger, examples, batch_size=256)
                 row.update({f"{name}_f1": float(result["f1"]), f"{name}_p": float(result["precision"]),
                             f"{name}_r": float(result["recall"])})  # fmt: skip
             tagger.train(was_training)

@@ -11,6 +11,7 @@ The command line is ``python -m sparse_ner.evaluate MODEL GOLD [--encoding iob1]
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sparse_ner.data.read import read_any
 
@@ -18,15 +19,20 @@ from sparse_ner.data.read import read_any
 def evaluate(model: str | Path, gold: str | Path, encoding: str = "iob1", batch_size: int = 64) -> dict[str, float]:
     """``EntityF1.compute()`` of the model's predictions on ``gold`` (floats)."""
     from sparse_ner.core.export import load
-    from sparse_ner.core.metrics import EntityF1
 
     tagger = load(model)
     examples = read_any(gold, gold="auto", labels=tagger.labels, column_encoding=encoding, name="gold")
     if not examples:
         raise ValueError(f"{gold}: no usable example to evaluate on (see the reader's report above)")
+    return evaluate_tagger(tagger, examples, batch_size)
+
+
+def evaluate_tagger(tagger: Any, examples: list, batch_size: int = 64) -> dict[str, float]:
+    """``EntityF1.compute()`` of ``tagger``'s predictions on ``examples`` (gold or binary; floats)."""
+    from sparse_ner.core.metrics import EntityF1
+
     metric = EntityF1(tagger.labels)
     preds = tagger.tag(examples, batch_size=batch_size)
     metric.update([[s[:3] for s in spans] for spans in preds], [[s.key for s in ex.accepted] for ex in examples],
                   [[s.key for s in ex.rejected] for ex in examples], [ex.complete for ex in examples])  # fmt: skip
     return {k: float(v) for k, v in metric.compute().items()}
-
