@@ -45,13 +45,20 @@ def bf16_supported(device: torch.device, flags: Callable[[], set[str] | None] = 
     return onednn and (found is None or bool(found & {"avx512_bf16", "amx_bf16"}))
 
 
+# A transformer in the loop: its top TRANSFORMER_LAYERS layers train at TRANSFORMER_LR, and update()
+# replays TRANSFORMER_REPLAY earlier texts (fewer than the small encoder's 10, so that update() of
+# 4 layers stays within its latency budget; the idle steps replay the rest). Chosen on the CoNLL-2003
+# loop simulation (BENCHMARKS.md, "The loop with MiniLM-L6").
+TRANSFORMER_LR, TRANSFORMER_LAYERS, TRANSFORMER_REPLAY, SMALL_REPLAY = 1e-4, 4, 5, 10
+
+
 def make_optimizer(tagger: Tagger, lr: float, encoder_lr: float | None = None) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters: the encoder at ``encoder_lr`` (None: ``lr`` for the
-    small encoder, 5e-5 for a transformer), the rest at ``lr``; fused (faster steps on CPU)."""
+    small encoder, :data:`TRANSFORMER_LR` for a transformer), the rest at ``lr``; fused (faster steps on CPU)."""
     from sparse_ner.core.encoders import SmallEncoder
 
     if encoder_lr is None:
-        encoder_lr = lr if isinstance(tagger.encoder, SmallEncoder) else 5e-5
+        encoder_lr = lr if isinstance(tagger.encoder, SmallEncoder) else TRANSFORMER_LR
     enc_params = [p for p in tagger.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc_params}
     head = [p for p in tagger.parameters() if p.requires_grad and id(p) not in enc_ids]
@@ -65,8 +72,8 @@ class Learner:
     Each step holds ``lock`` (shared with whatever else reads or writes the parameters)."""
 
     def __init__(self, tagger: Tagger, memory: AnswerMemory, lock: threading.RLock | None = None, *,
-                 lr: float = 2e-3, encoder_lr: float | None = None, train_layers: int | None = 2,
-                 bf16: bool | None = None, steps: int | None = None, replay: int = 10, steps_texts: int = 20,
+                 lr: float = 2e-3, encoder_lr: float | None = None, train_layers: int | None = TRANSFORMER_LAYERS,
+                 bf16: bool | None = None, steps: int | None = None, replay: int | None = None, steps_texts: int = 20,
                  grad_clip: float = 5.0, seed: int = 0):  # fmt: skip
         from sparse_ner.core.encoders import TransformerEncoder
 
@@ -77,6 +84,8 @@ class Learner:
             tagger.encoder.set_trainable(train_layers)
         self.optimizer = make_optimizer(tagger, lr, encoder_lr)
         self.bf16 = bf16 if bf16 is not None else transformer and bf16_supported(tagger.device)
+        if replay is None:
+            replay = TRANSFORMER_REPLAY if transformer else SMALL_REPLAY
         self.steps, self.replay, self.steps_texts, self.grad_clip = steps, replay, steps_texts, grad_clip
         self.rng = random.Random(seed)  # replay and consolidation samples
 

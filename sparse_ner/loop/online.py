@@ -48,11 +48,11 @@ from sparse_ner.loop.suggest import Suggester
 
 DEFAULTS: dict[str, Any] = {
     "lr": 2e-3,  # head (and small encoder) learning rate
-    "encoder_lr": None,  # None: lr for the small encoder, 5e-5 for a transformer
-    "train_layers": 2,  # transformers: fine-tune only the top N layers in update() (None: all)
+    "encoder_lr": None,  # None: lr for the small encoder, 1e-4 for a transformer
+    "train_layers": 4,  # transformers: fine-tune only the top N layers in the loop (None: all)
     "bf16": None,  # run the encoder under bfloat16 autocast (None: transformers, where the CPU/GPU has bf16)
     "steps": None,  # optimizer steps per update() call; None: 1 while the idle-training thread runs, else 2
-    "replay": 10,  # earlier texts mixed into each step
+    "replay": None,  # earlier texts mixed into each update() step (None: 10 small encoder, 5 transformer)
     "steps_texts": 20,  # texts per consolidate() step (idle-time training on the answer memory)
     "idle_steps": 9,  # consolidate() steps the idle-training thread takes after each update()
     "batch_size": 64,  # texts scored at once

