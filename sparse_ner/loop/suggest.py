@@ -17,6 +17,7 @@ length.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -26,8 +27,8 @@ import torch
 from sparse_ner.core.tagger import Tagger, make_batch
 from sparse_ner.data.example import Example, Span, Token
 from sparse_ner.data.hashes import record_key, set_hashes
-from sparse_ner.data.prodigy import span_dict, token_dicts
-from sparse_ner.data.tokenize import tokenize
+from sparse_ner.data.io import DataError
+from sparse_ner.data.prodigy import parse_tokens, span_dict, token_dicts
 from sparse_ner.loop.calibration import PlattCalibrator
 from sparse_ner.loop.memory import AnswerMemory
 from sparse_ner.loop.patterns import PatternMatcher
@@ -35,15 +36,13 @@ from sparse_ner.loop.selection import candidate_spans
 
 OFFERED_MAX = 100_000  # model probabilities of offered tasks kept for calibration, by task hash
 CHUNK = 32  # texts scored at once
+log = logging.getLogger(__name__)
 
 
 def tokens_of(task: dict) -> list[Token]:
-    """The task's ``tokens`` as given, else its text tokenized."""
-    text = task["text"]
-    if task.get("tokens"):
-        return [Token(t.get("text", text[t["start"]:t["end"]]), t["start"], t["end"], bool(t.get("ws", True)))
-                for t in task["tokens"]]  # fmt: skip
-    return tokenize(text)
+    """The task's ``tokens`` as given (checked against its text by :func:`parse_tokens`), else its
+    text tokenized. A task whose tokens do not fit its text raises :class:`DataError`."""
+    return parse_tokens(task, where="stream task")
 
 
 def format_task(task: dict, ex: Example, key: int, s: int, e: int, label: str, meta: dict) -> dict:
@@ -80,6 +79,7 @@ class Suggester:
         self.threshold, self.max_len, self.max_suggestions = threshold, max_len, max_suggestions
         self.pattern_warmup, self.min_pattern_precision = pattern_warmup, min_pattern_precision
         self.calibrate, self.batch_size = calibrate, batch_size
+        self.skipped_tasks = 0  # stream tasks whose tokens do not fit their text
         self.calibrator = PlattCalibrator(calibration_window)
         self._offered: OrderedDict[int, float] = OrderedDict()  # task hash -> model probability when offered
 
@@ -113,9 +113,19 @@ class Suggester:
         for batch in chunks(stream, self.batch_size):
             yield from self.suggest(batch)
 
+    def _example(self, task: dict) -> Example:
+        """The task as an :class:`Example`; one whose tokens do not fit its text is logged, counted in
+        ``skipped_tasks`` and left without tokens (so nothing is asked about it)."""
+        try:
+            return Example(task["text"], tokens_of(task))
+        except (DataError, KeyError, TypeError) as e:
+            self.skipped_tasks += 1
+            log.warning("%s; skipped (%d stream task(s) skipped so far)", e, self.skipped_tasks)
+            return Example(task.get("text") if isinstance(task.get("text"), str) else "", [])
+
     def suggest(self, tasks: list[dict]) -> Iterator[tuple[float, dict]]:
         """``(score, task)`` for the suggested spans of ``tasks``, scored together."""
-        examples = [Example(t["text"], tokens_of(t)) for t in tasks]
+        examples = [self._example(t) for t in tasks]
         matches = [{m[:3]: m.pattern for m in self.matcher(ex.words) if self.pattern_ok(m.pattern)}
                    if self.matcher is not None and ex.tokens else {} for ex in examples]  # fmt: skip
         order = sorted((i for i, ex in enumerate(examples) if ex.tokens), key=lambda i: len(examples[i]))

@@ -12,6 +12,7 @@ from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop.memory import AnswerMemory
 from sparse_ner.loop.online import cold_tagger
 from sparse_ner.loop.patterns import PatternMatcher
+from sparse_ner.data.io import DataError
 from sparse_ner.loop.suggest import Suggester, format_task, tokens_of
 
 LABELS = ["LOC", "PER"]
@@ -98,7 +99,8 @@ def test_format_task_and_tokens_of():
     given = [{"text": w.text, "start": w.start, "end": w.end, "id": i} for i, w in enumerate(tokenize(text))]
     task = {"text": text, "tokens": given, "answer": "accept", "spans": [], "_task_hash": 5, "meta": {"a": 1}}
     tokens = tokens_of(task)
-    assert [t.text for t in tokens] == ["Alice", "flew", "to", "Paris", "."] and all(t.ws for t in tokens)
+    assert [t.text for t in tokens] == ["Alice", "flew", "to", "Paris", "."]
+    assert [t.ws for t in tokens] == [True, True, True, True, False]  # no "ws" given: read from the text
     out = format_task(task, Example(text, tokens), 42, 3, 3, "LOC", {"score": 0.5})
     assert out["spans"] == [{"start": 14, "end": 19, "token_start": 3, "token_end": 3, "label": "LOC"}]
     assert out["tokens"] is given and out["meta"] == {"score": 0.5} and "answer" not in out
@@ -106,6 +108,17 @@ def test_format_task_and_tokens_of():
     other = format_task(task, Example(text, tokens), 42, 0, 0, "PER", {})
     assert other["_task_hash"] != out["_task_hash"]
     assert tokens_of({"text": text}) == tokenize(text)
+
+
+def test_stream_task_with_tokens_that_do_not_fit_its_text_is_logged_and_skipped(caplog):
+    suggester = make(threshold=0.0)
+    bad = {"text": "Eve went to Oslo .", "tokens": [{"text": "Eve", "start": 0, "end": 3}, {"text": "Oslo", "start": 40, "end": 44}]}
+    with caplog.at_level("WARNING", logger="sparse_ner.loop.suggest"):
+        out = [task for _, task in suggester([bad, {"text": TEXTS[0]}])]
+    assert out and all(task["text"] == TEXTS[0] for task in out)  # the good task is still scored
+    assert suggester.skipped_tasks == 1 and "stream task: tokens do not match the text" in caplog.text
+    with pytest.raises(DataError):
+        tokens_of(bad)
 
 
 def test_predict_fills_spans_in_batches():
