@@ -120,13 +120,11 @@ def _number(key: str, value: Any) -> Any:
     anything else that is not a number is refused by name."""
     if key not in FLOAT_OPTIONS or value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
-    try:
-        return float(value) if isinstance(value, str) else _refuse(key, value)
-    except ValueError:
-        return _refuse(key, value)
-
-
-def _refuse(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
     raise TypeError(f"option {key} must be a number, got {value!r}")
 
 
