@@ -158,6 +158,84 @@ def load_results(path: Path) -> list[dict]:
     return list(srsly.read_jsonl(path)) if path.exists() else []
 
 
+# The picture: per corpus, one panel per question, few series each, every series its own colour, marker
+# and line style (dashed, hollow markers: a gold ceiling).
+# panel title -> rows of binary.jsonl (or a method peer of peers.jsonl); the first panel is the comparison
+# the benchmark is for (ours vs spaCy as Prodigy trains it), the second ours vs the method peers, the
+# last two the ablations.
+PANELS: dict[str, list[str]] = {
+    "ours vs spaCy binary (Prodigy)": ["crf-small", "crf-small-reject-prior", "spacy-binary", "crf-small-gold",
+                                       "spacy-gold"],
+    "MiniLM-L6: ours vs method peers (accepts only)": ["crf-minilm", "crf-minilm-no-rejects", "spacy-partial-tagger",
+                                                       "pytorch-partial-tagger", "crf-minilm-gold"],
+    "what the loss needs (small encoder)": ["crf-small", "crf-small-no-rejects", "crf-small-no-eer", "crf-small-as-o",
+                                            "spacy-as-o"],
+    "variants": ["softmax-small", "crf-small-factored", "crf-small-eer-tight", "crf-small-reject-prior-0.8",
+                 "crf-minilm-shape", "crf-minilm-reject-prior", "crf-minilm-shape-gold"],
+}
+STYLE: dict[str, tuple[str, str]] = {  # row -> (colour, marker); line style from the row (gold: dashed)
+    "crf-small": ("tab:blue", "o"), "crf-small-reject-prior": ("tab:cyan", "D"), "spacy-binary": ("tab:red", "s"),
+    "crf-small-gold": ("tab:blue", "o"), "spacy-gold": ("tab:red", "s"), "crf-minilm": ("tab:purple", "o"),
+    "crf-minilm-no-rejects": ("tab:pink", "v"), "spacy-partial-tagger": ("tab:orange", "s"),
+    "pytorch-partial-tagger": ("tab:olive", "^"), "crf-minilm-gold": ("tab:purple", "o"),
+    "crf-small-no-rejects": ("tab:green", "v"), "crf-small-no-eer": ("tab:brown", "^"),
+    "crf-small-as-o": ("tab:gray", "x"), "spacy-as-o": ("tab:red", "x"), "softmax-small": ("tab:green", "D"),
+    "crf-small-factored": ("tab:brown", "v"), "crf-small-eer-tight": ("tab:gray", "^"),
+    "crf-small-reject-prior-0.8": ("tab:cyan", "P"), "crf-minilm-shape": ("tab:purple", "*"),
+    "crf-minilm-reject-prior": ("tab:pink", "D"), "crf-minilm-shape-gold": ("tab:purple", "*"),
+}
+ALL_TASKS = {"conll": 18540, "resume": 5170}  # x position of the budget "all"
+
+
+def load_peers(path: Path) -> list[dict]:
+    """The method peers' rows (``scripts/bench_peers.py``) as rows of this benchmark (test F1 by tasks)."""
+    if not path.exists():
+        return []
+    return [{"corpus": r["corpus"], "budget": r["tasks"], "row": r["peer"], "f1": r["test_f1"]}
+            for r in srsly.read_jsonl(path) if r.get("limit_eval") is None]
+
+
+def plot(results: list[dict], peers: list[dict], png: Path) -> None:
+    """Test F1 against the number of teach tasks, one row of :data:`PANELS` per corpus."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points: dict[tuple[str, str], dict[int, float]] = {}
+    for r in results + peers:  # a later row of the same (corpus, budget, row) wins
+        n = ALL_TASKS.get(r["corpus"], 0) if r["budget"] == "all" else int(r["budget"])
+        points.setdefault((r["corpus"], r["row"]), {})[n] = r["f1"]
+    corpora = sorted({corpus for corpus, _ in points})
+    fig, axes = plt.subplots(len(corpora), len(PANELS), figsize=(5.2 * len(PANELS), 4.2 * len(corpora)),
+                             squeeze=False)  # fmt: skip
+    for i, corpus in enumerate(corpora):
+        for j, (title, rows) in enumerate(PANELS.items()):
+            ax = axes[i][j]
+            series = [(row, sorted(points[corpus, row].items())) for row in rows if (corpus, row) in points]
+            if len(series) < 2:  # nothing to compare
+                ax.axis("off")
+                continue
+            for row, pts in series:
+                color, marker = STYLE[row]
+                gold = row.endswith("gold")
+                ax.plot([n for n, _ in pts], [f for _, f in pts], "--" if gold else "-", color=color, marker=marker,
+                        markerfacecolor="none" if gold else color, label=f"{row} (gold ceiling)" if gold else row)
+            budgets = sorted({n for _, pts in series for n, _ in pts})
+            ax.set_xscale("log")
+            ax.set_xticks(budgets, [f"{n} (all)" if n == ALL_TASKS.get(corpus) else str(n) for n in budgets])
+            ax.minorticks_off()
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("ner.teach tasks (first N)")
+            ax.set_ylabel("test entity F1")
+            ax.set_title(f"{corpus}: {title}", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def report(results: list[dict], png: Path | None) -> str:
     gold = {(r["corpus"], r["budget"], r["row"]): r["f1"] for r in results}
     lines = ["| corpus | budget | row | F1 | P | R | recovery | F1 - spaCy binary | epochs | train s | peak RSS MB |",
@@ -175,48 +253,7 @@ def report(results: list[dict], png: Path | None) -> str:
                      f"{r['recall']:.3f} | {rec} | {delta} | {r['max_epochs']} | {r['train_seconds']:.0f} | "
                      f"{r['peak_rss_mb']:.0f} |")
     if png is not None and results:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        corpora = sorted({r["corpus"] for r in results})
-        # top: the comparison the benchmark is for (ours vs spaCy as Prodigy trains it, each with its
-        # gold ceiling dashed in the same colour); bottom: the ablations, one distinct colour each
-        main = {"crf-small": "tab:blue", "crf-small-reject-prior": "tab:green", "crf-minilm": "tab:purple",
-                "spacy-binary": "tab:red"}  # fmt: skip
-        ceilings = {"crf-small-gold": "tab:blue", "crf-minilm-gold": "tab:purple", "spacy-gold": "tab:red"}
-        fig, axes = plt.subplots(2, len(corpora), figsize=(7 * len(corpora), 9), squeeze=False)
-        for col, corpus in enumerate(corpora):
-            sizes: dict[str, list] = {}
-            for r in results:
-                if r["corpus"] == corpus:
-                    n = r["budget"] if r["budget"] != "all" else 18540 if corpus == "conll" else 5170
-                    sizes.setdefault(r["row"], []).append((n, r["f1"]))
-            others = [row for row in sorted(sizes, key=order.index) if row not in main and row not in ceilings]
-            palette = plt.get_cmap("tab20").colors
-            for row in sorted(sizes, key=order.index):
-                pts = sorted(sizes[row])
-                if row in main or row in ceilings:
-                    ax, color = axes[0][col], main.get(row) or ceilings[row]
-                    style, label = ("--", f"{row} (ceiling)") if row in ceilings else ("-", row)
-                else:
-                    ax, color = axes[1][col], palette[others.index(row) % len(palette)]
-                    style, label = ("--" if row.endswith("gold") else "-"), row
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=color, marker="o", label=label)
-            for row_i, title in enumerate(("binary answers vs spaCy binary (dashed: gold ceilings)", "ablations and variants")):
-                ax = axes[row_i][col]
-                if row_i == 1 and not others:
-                    ax.axis("off")
-                    continue
-                ax.set_xscale("log")
-                ax.set_xlabel("ner.teach tasks (first N)")
-                ax.set_ylabel("test entity F1")
-                ax.set_title(f"{corpus}: {title}")
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(png, dpi=120)
+        plot(results, load_peers(png.parent / "peers.jsonl"), png)
     return "\n".join(lines)
 
 
