@@ -20,7 +20,7 @@ from sparse_ner.core.encoders import (
     pad_ids,
 )
 from sparse_ner.core.encoders.small import word_shape
-from sparse_ner.core.encoders.transformer import assign_windows, window_starts
+from sparse_ner.core.encoders.transformer import assign_windows, length_groups, window_starts
 from sparse_ner.core.encoders.vocab import UNK_ID
 
 TRAIN = [
@@ -219,6 +219,38 @@ def test_transformer_windows_match_the_full_run(minilm: TransformerEncoder) -> N
             vecs = enc(batch)
         cos = torch.nn.functional.cosine_similarity(vecs[0], full[0], dim=-1)  # (T,)
         assert cos.min() > min_cos and cos.mean() > mean_cos, (window, stride, cos)
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("cap", [None, 1, 3])
+def test_length_groups_cover_every_window_once_within_the_padding_slack(seed: int, cap: int | None) -> None:
+    rng = random.Random(seed)
+    lengths = [rng.choice([rng.randint(3, 12), rng.randint(3, 120)]) for _ in range(rng.randint(1, 70))]
+    groups = length_groups(lengths, cap, slack=1.25)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        assert lengths[g[0]] == max(lengths[i] for i in g)  # padded to its first window
+        assert cap is None or len(g) <= cap
+        # a group of more than one window keeps padding within the slack; a single window has none
+        assert len(g) == 1 or lengths[g[0]] * len(g) <= 1.25 * sum(lengths[i] for i in g)
+    # greedy: the next window would have broken the slack (or the cap) of the group before it
+    for g, nxt in zip(groups, groups[1:]):
+        real = sum(lengths[i] for i in g) + lengths[nxt[0]]
+        assert (cap is not None and len(g) == cap) or lengths[g[0]] * (len(g) + 1) > 1.25 * real
+    assert length_groups([], cap) == []
+
+
+def test_transformer_batch_of_many_lengths_equals_each_text_alone(minilm: TransformerEncoder) -> None:
+    rng = random.Random(3)
+    docs = [TEXT[: rng.choice([1, 2, 5, 9, 30, 60])] for _ in range(17)]
+    batch = minilm.collate([minilm.featurize(d) for d in docs])
+    assert len(length_groups(batch["attention_mask"].sum(1).tolist())) > 1  # several forward passes
+    with torch.no_grad():
+        vecs, mask = minilm.encode(docs)
+        for b, doc in enumerate(docs):
+            alone, _ = minilm.encode([doc])
+            assert torch.allclose(vecs[b, : len(doc)], alone[0], atol=1e-4), b
+    check_shapes(vecs, mask, docs, minilm.output_dim)
 
 
 def test_transformer_stitches_each_word_from_its_window(minilm: TransformerEncoder) -> None:
