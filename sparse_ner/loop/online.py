@@ -83,6 +83,11 @@ def _words_of(item: Any) -> list[str]:
     return list(item)
 
 
+# A new transformer model in the loop: a learned capitalization-shape embedding of this size beside
+# the transformer's vectors (chosen on the CoNLL-2003 loop simulation, BENCHMARKS.md).
+SHAPE_DIM = 16
+
+
 def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] | str = "small",
                 texts: Iterable[Any] | None = None, entity_prior: float = 0.15,
                 patterns: Iterable[Pattern | dict] = ()) -> Tagger:  # fmt: skip
@@ -93,7 +98,9 @@ def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] 
     (instead of a uniform guess, which would suggest a span at nearly every token).
     ``texts`` (strings, word lists or task dicts) build the small encoder's vocabulary (with
     ``min_count`` 1 unless its ``encoder_options`` say otherwise); the words of phrase ``patterns``
-    are added. Words outside it map to ``<unk>`` later.
+    are added. Words outside it map to ``<unk>`` later. A transformer also gets each word's
+    capitalization shape (``shape_dim`` :data:`SHAPE_DIM` unless its ``encoder_options`` say
+    otherwise): MiniLM-L6 is uncased, and with the shape the loop learns faster (BENCHMARKS.md).
     """
     config = TaggerConfig.parse(tagger)
     vocab_words = None
@@ -104,6 +111,8 @@ def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] 
         phrases = [p["pattern"] if isinstance(p, dict) else p.pattern for p in patterns]
         vocab_words += [_words_of(p) for p in phrases if isinstance(p, str)]
         config = replace(config, encoder_options={"min_count": 1, **(config.encoder_options or {})})
+    else:
+        config = replace(config, encoder_options={"shape_dim": SHAPE_DIM, **(config.encoder_options or {})})
     model = config.build(labels, vocab_words)
     with torch.no_grad():  # start from "most tokens are O" rather than a uniform guess
         o = model.tags.index("O")

