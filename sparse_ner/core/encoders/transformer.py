@@ -287,9 +287,7 @@ class TransformerEncoder(Encoder):
             h = self.model(input_ids=input_ids[index, :n], attention_mask=attention_mask[index, :n]).last_hidden_state
             parts.append(torch.nn.functional.pad(h, (0, 0, 0, L - n)))  # (w, L, H); padded positions are never read
             order += rows
-        inverse = torch.empty(W, dtype=torch.long, device=input_ids.device)
-        inverse[torch.as_tensor(order, device=input_ids.device)] = torch.arange(W, device=input_ids.device)
-        hidden = torch.cat(parts)[inverse]  # (W, L, H), rows back in batch order
+        hidden = torch.cat(parts)[torch.as_tensor(order, device=input_ids.device).argsort()]  # (W, L, H), batch order
         flat = hidden.reshape(W * L, -1)  # (W * L, H)
         index, mask = batch["subword_index"], batch["subword_mask"]
         B, T, S = index.shape
