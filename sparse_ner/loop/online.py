@@ -121,7 +121,8 @@ def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] 
     return model
 
 
-FLOAT_OPTIONS = ("lr", "encoder_lr", "threshold", "min_pattern_precision", "grad_clip")
+# the options that are numbers: those with a float default, and encoder_lr (whose None stands for 1e-4)
+FLOAT_OPTIONS = frozenset(k for k, v in DEFAULTS.items() if isinstance(v, float)) | {"encoder_lr"}
 
 
 def _number(key: str, value: Any) -> Any:
