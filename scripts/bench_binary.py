@@ -11,7 +11,8 @@ selection. Rows:
 - ``crf-small-eer-tight``: ours with a tighter entity-ratio penalty (margin 0.02, weight 3);
 - ``crf-small-factored``, ``crf-small-reject-prior``: ours with the factored emission head, or with
   ``reject_prior 0.5`` (a rejected span is taken as likelier no entity than another label);
-- ``crf-minilm-shape`` (+ ``-gold``): MiniLM-L6 with a 16-dim capitalization-shape embedding per word;
+- ``crf-minilm-shape`` (+ ``-gold``, ``-no-rejects``): MiniLM-L6 with a 16-dim capitalization-shape embedding
+  per word;
 - ``crf-small-no-rejects``, ``crf-small-no-eer``, ``crf-small-as-o``: ablations (rejected spans dropped;
   no expected-entity-ratio penalty; unannotated tokens taken as ``O``); ``crf-minilm-no-rejects``: MiniLM-L6
   on the accepted spans only, the data of the method peers (``scripts/bench_peers.py``);
@@ -71,6 +72,9 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-small-gold": ("ours-gold", ["--model.entity_ratio", "null"]),
     "crf-minilm-shape": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", '{"shape_dim": 16}',
                                   "--model.lr", "5e-4", "--model.encoder_lr", "5e-5"]),
+    "crf-minilm-shape-no-rejects": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", '{"shape_dim": 16}',
+                                             "--model.lr", "5e-4", "--model.encoder_lr", "5e-5",
+                                             "--data.use_rejects", "false"]),
     "crf-minilm-shape-gold": ("ours-gold", ["--model.entity_ratio", "null", "--model.encoder", "minilm",
                                             "--model.encoder_options", '{"shape_dim": 16}', "--model.lr", "5e-4",
                                             "--model.encoder_lr", "5e-5"]),
@@ -166,7 +170,8 @@ def load_results(path: Path) -> list[dict]:
 PANELS: dict[str, list[str]] = {
     "ours vs spaCy binary (Prodigy)": ["crf-small", "crf-small-reject-prior", "spacy-binary", "crf-small-gold",
                                        "spacy-gold"],
-    "MiniLM-L6: ours vs method peers (accepts only)": ["crf-minilm", "crf-minilm-no-rejects", "spacy-partial-tagger",
+    "MiniLM-L6: ours vs method peers (accepts only)": ["crf-minilm", "crf-minilm-no-rejects",
+                                                       "crf-minilm-shape-no-rejects", "spacy-partial-tagger",
                                                        "pytorch-partial-tagger", "crf-minilm-gold"],
     "what the loss needs (small encoder)": ["crf-small", "crf-small-no-rejects", "crf-small-no-eer", "crf-small-as-o",
                                             "spacy-as-o"],
@@ -183,6 +188,7 @@ STYLE: dict[str, tuple[str, str]] = {  # row -> (colour, marker); line style fro
     "crf-small-factored": ("tab:brown", "v"), "crf-small-eer-tight": ("tab:gray", "^"),
     "crf-small-reject-prior-0.8": ("tab:cyan", "P"), "crf-minilm-shape": ("tab:purple", "*"),
     "crf-minilm-reject-prior": ("tab:pink", "D"), "crf-minilm-shape-gold": ("tab:purple", "*"),
+    "crf-minilm-shape-no-rejects": ("tab:cyan", "*"),
 }
 ALL_TASKS = {"conll": 18540, "resume": 5170}  # x position of the budget "all"
 
