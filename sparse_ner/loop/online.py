@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "threshold": 0.1,  # start-tag marginal for a span to be suggested
     "max_len": 8,  # longest suggested span, in tokens
     "max_suggestions": 5,  # model suggestions per text (most probable start first), besides patterns
-    "pattern_warmup": 200,  # answers over which pattern scores move from 0.5 to the model's
+    "pattern_warmup": 1000,  # answers over which pattern scores move from 0.5 to the model's (BENCHMARKS.md)
     "min_pattern_precision": 0.2,
     "grad_clip": 5.0,
     "calibrate": True,  # stream scores through a Platt calibration fitted to the answers (loop.calibration)

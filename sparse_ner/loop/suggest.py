@@ -69,7 +69,7 @@ class Suggester:
     def __init__(self, tagger: Tagger, memory: AnswerMemory, lock: threading.RLock | None = None,
                  autocast: Callable[[], Any] | None = None, matcher: PatternMatcher | None = None, *,
                  threshold: float = 0.1, max_len: int = 8, max_suggestions: int | None = 5,
-                 pattern_warmup: int = 200, min_pattern_precision: float = 0.2, calibrate: bool = True,
+                 pattern_warmup: int = 1000, min_pattern_precision: float = 0.2, calibrate: bool = True,
                  calibration_window: int = 500, batch_size: int = 64):  # fmt: skip
         from contextlib import nullcontext
 
