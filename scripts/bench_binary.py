@@ -56,34 +56,31 @@ CORPORA = {
                    config="configs/resume_teach.yaml"),
 }
 
+# the MiniLM-L6 model of the MiniLM rows (head lr 5e-4, encoder 5e-5), without and with the shape embedding
+MINILM = ["--model.encoder", "minilm", "--model.encoder_options", "{}", "--model.lr", "5e-4", "--model.encoder_lr", "5e-5"]
+MINILM_SHAPE = ["--model.encoder", "minilm", "--model.encoder_options", '{"shape_dim": 16}', "--model.lr", "5e-4",
+                "--model.encoder_lr", "5e-5"]  # fmt: skip
+NO_RATIO, NO_REJECTS = ["--model.entity_ratio", "null"], ["--data.use_rejects", "false"]
+
 # row -> (kind, overrides for sparse_ner.train, or spaCy mode)
 ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-small": ("ours", []),
     "softmax-small": ("ours", ["--model.transitions", "false"]),
-    "crf-minilm": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", "{}", "--model.lr", "5e-4",
-                            "--model.encoder_lr", "5e-5"]),
+    "crf-minilm": ("ours", MINILM),
     "crf-small-factored": ("ours", ["--model.factored", "true"]),
     "crf-small-reject-prior": ("ours", ["--model.reject_prior", "0.5"]),
     "crf-small-reject-prior-0.8": ("ours", ["--model.reject_prior", "0.8"]),
     "crf-small-eer-tight": ("ours", ["--model.ratio_margin", "0.02", "--model.ratio_weight", "3"]),
-    "crf-small-no-rejects": ("ours", ["--data.use_rejects", "false"]),
-    "crf-small-no-eer": ("ours", ["--model.entity_ratio", "null"]),
-    "crf-small-as-o": ("ours", ["--data.complete", "true", "--model.entity_ratio", "null"]),
-    "crf-small-gold": ("ours-gold", ["--model.entity_ratio", "null"]),
-    "crf-minilm-shape": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", '{"shape_dim": 16}',
-                                  "--model.lr", "5e-4", "--model.encoder_lr", "5e-5"]),
-    "crf-minilm-shape-no-rejects": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", '{"shape_dim": 16}',
-                                             "--model.lr", "5e-4", "--model.encoder_lr", "5e-5",
-                                             "--data.use_rejects", "false"]),
-    "crf-minilm-shape-gold": ("ours-gold", ["--model.entity_ratio", "null", "--model.encoder", "minilm",
-                                            "--model.encoder_options", '{"shape_dim": 16}', "--model.lr", "5e-4",
-                                            "--model.encoder_lr", "5e-5"]),
-    "crf-minilm-reject-prior": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", "{}",
-                                         "--model.lr", "5e-4", "--model.encoder_lr", "5e-5", "--model.reject_prior", "0.5"]),
-    "crf-minilm-no-rejects": ("ours", ["--model.encoder", "minilm", "--model.encoder_options", "{}", "--model.lr", "5e-4",
-                                       "--model.encoder_lr", "5e-5", "--data.use_rejects", "false"]),
-    "crf-minilm-gold": ("ours-gold", ["--model.entity_ratio", "null", "--model.encoder", "minilm",
-                                      "--model.encoder_options", "{}", "--model.lr", "5e-4", "--model.encoder_lr", "5e-5"]),
+    "crf-small-no-rejects": ("ours", NO_REJECTS),
+    "crf-small-no-eer": ("ours", NO_RATIO),
+    "crf-small-as-o": ("ours", ["--data.complete", "true", *NO_RATIO]),
+    "crf-small-gold": ("ours-gold", NO_RATIO),
+    "crf-minilm-shape": ("ours", MINILM_SHAPE),
+    "crf-minilm-shape-no-rejects": ("ours", [*MINILM_SHAPE, *NO_REJECTS]),
+    "crf-minilm-shape-gold": ("ours-gold", [*NO_RATIO, *MINILM_SHAPE]),
+    "crf-minilm-reject-prior": ("ours", [*MINILM, "--model.reject_prior", "0.5"]),
+    "crf-minilm-no-rejects": ("ours", [*MINILM, *NO_REJECTS]),
+    "crf-minilm-gold": ("ours-gold", [*NO_RATIO, *MINILM]),
     "spacy-binary": ("spacy", ["binary"]),
     "spacy-as-o": ("spacy", ["as_o"]),
     "spacy-gold": ("spacy-gold", ["gold"]),
