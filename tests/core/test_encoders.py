@@ -349,3 +349,20 @@ def test_unpacked_bilstm_matches_packed_nn_lstm(layers):
     g_ref = torch.autograd.grad(ref.pow(2).sum(), [x, weight])
     g_out = torch.autograd.grad(out.pow(2).sum(), [x, weight])
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_ref, g_out))
+
+
+def test_bilstm_runs_in_float32_under_cpu_bf16_autocast():
+    # oneDNN has no bf16 LSTM on CPUs without native bf16 (it raised "could not create a primitive
+    # descriptor" on an AVX2-only AMD EPYC); on CPU the LSTM leaves autocast and computes in float32
+    from sparse_ner.core.encoders.small import bilstm
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+    lengths = torch.tensor([4, 2])
+    x = torch.randn(2, 4, 6)
+    ref = bilstm(lstm, x, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bilstm(lstm, x, lengths)
+        half = bilstm(lstm, x.bfloat16(), lengths)  # a bf16 input (from layers that autocast) is upcast
+    assert out.dtype == torch.float32 and torch.equal(out, ref)
+    assert half.dtype == torch.float32 and torch.allclose(half, ref, atol=0.05)

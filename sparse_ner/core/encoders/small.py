@@ -123,6 +123,11 @@ def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
 
     names = ["weight_ih", "weight_hh", *(["bias_ih", "bias_hh"] if lstm.bias else [])]
     out = x  # (B, T, D)
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        # oneDNN has no bf16 LSTM primitive on CPUs without native bf16 (AVX2 only, e.g. AMD EPYC
+        # Milan: "could not create a primitive descriptor"), so on CPU the LSTM runs in float32
+        with torch.autocast("cpu", enabled=False):
+            return bilstm(lstm, x.float(), lengths)
     for layer in range(lstm.num_layers):
         if layer > 0 and lstm.dropout > 0:
             out = nn.functional.dropout(out, lstm.dropout, lstm.training)
