@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from sparse_ner.core.tagger import Tagger
+from sparse_ner.loop.defaults import DEFAULTS, SMALL_REPLAY, TRANSFORMER_LR, TRANSFORMER_REPLAY
 from sparse_ner.loop.memory import AnswerMemory
 
 
@@ -45,11 +46,6 @@ def bf16_supported(device: torch.device, flags: Callable[[], set[str] | None] = 
     return onednn and (found is None or bool(found & {"avx512_bf16", "amx_bf16"}))
 
 
-# A transformer in the loop: its top TRANSFORMER_LAYERS layers train at TRANSFORMER_LR, and update()
-# replays TRANSFORMER_REPLAY earlier texts (fewer than the small encoder's 10, so that update() of
-# 4 layers stays within its latency budget; the idle steps replay the rest). Chosen on the CoNLL-2003
-# loop simulation (BENCHMARKS.md, "The loop with MiniLM-L6").
-TRANSFORMER_LR, TRANSFORMER_LAYERS, TRANSFORMER_REPLAY, SMALL_REPLAY = 1e-4, 4, 5, 10
 
 
 def make_optimizer(tagger: Tagger, lr: float, encoder_lr: float | None = None) -> torch.optim.Optimizer:
@@ -72,9 +68,11 @@ class Learner:
     Each step holds ``lock`` (shared with whatever else reads or writes the parameters)."""
 
     def __init__(self, tagger: Tagger, memory: AnswerMemory, lock: threading.RLock | None = None, *,
-                 lr: float = 2e-3, encoder_lr: float | None = None, train_layers: int | None = TRANSFORMER_LAYERS,
-                 bf16: bool | None = None, steps: int | None = None, replay: int | None = None, steps_texts: int = 20,
-                 grad_clip: float = 5.0, seed: int = 0):  # fmt: skip
+                 lr: float = DEFAULTS["lr"], encoder_lr: float | None = DEFAULTS["encoder_lr"],
+                 train_layers: int | None = DEFAULTS["train_layers"], bf16: bool | None = DEFAULTS["bf16"],
+                 steps: int | None = DEFAULTS["steps"], replay: int | None = DEFAULTS["replay"],
+                 steps_texts: int = DEFAULTS["steps_texts"], grad_clip: float = DEFAULTS["grad_clip"],
+                 seed: int = DEFAULTS["seed"]):  # fmt: skip
         from sparse_ner.core.encoders import TransformerEncoder
 
         self.tagger, self.memory = tagger, memory

@@ -40,32 +40,13 @@ from sparse_ner.data.prodigy import parse_tokens
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop import saving
 from sparse_ner.loop.calibration import PlattCalibrator
+from sparse_ner.loop.defaults import DEFAULTS, SHAPE_DIM
 from sparse_ner.loop.idle import IDLE_JOIN_TIMEOUT, IdleTrainer
 from sparse_ner.loop.learner import Learner
 from sparse_ner.loop.memory import AnswerMemory
 from sparse_ner.loop.patterns import Pattern, PatternMatcher
 from sparse_ner.loop.suggest import Suggester
 
-DEFAULTS: dict[str, Any] = {
-    "lr": 2e-3,  # head (and small encoder) learning rate
-    "encoder_lr": None,  # None: lr for the small encoder, 1e-4 for a transformer
-    "train_layers": 4,  # transformers: fine-tune only the top N layers in the loop (None: all)
-    "bf16": None,  # run the encoder under bfloat16 autocast (None: transformers, where the CPU/GPU has bf16)
-    "steps": None,  # optimizer steps per update() call; None: 1 while the idle-training thread runs, else 2
-    "replay": None,  # earlier texts mixed into each update() step (None: 10 small encoder, 5 transformer)
-    "steps_texts": 20,  # texts per consolidate() step (idle-time training on the answer memory)
-    "idle_steps": 9,  # consolidate() steps the idle-training thread takes after each update()
-    "batch_size": 64,  # texts scored at once
-    "threshold": 0.1,  # start-tag marginal for a span to be suggested
-    "max_len": 8,  # longest suggested span, in tokens
-    "max_suggestions": 5,  # model suggestions per text (most probable start first), besides patterns
-    "pattern_warmup": 1000,  # answers over which pattern scores move from 0.5 to the model's (BENCHMARKS.md)
-    "min_pattern_precision": 0.2,
-    "grad_clip": 5.0,
-    "calibrate": True,  # stream scores through a Platt calibration fitted to the answers (loop.calibration)
-    "calibration_window": 500,  # answered model suggestions it is fitted to (the most recent)
-    "seed": 0,
-}
 LEARNER = ("lr", "encoder_lr", "train_layers", "bf16", "steps", "replay", "steps_texts", "grad_clip", "seed")
 SUGGESTER = ("threshold", "max_len", "max_suggestions", "pattern_warmup", "min_pattern_precision", "calibrate",
              "calibration_window", "batch_size")  # fmt: skip
@@ -81,11 +62,6 @@ def _words_of(item: Any) -> list[str]:
     if isinstance(item, str):
         return [t.text for t in tokenize(item)]
     return list(item)
-
-
-# A new transformer model in the loop: a learned capitalization-shape embedding of this size beside
-# the transformer's vectors (chosen on the CoNLL-2003 loop simulation, BENCHMARKS.md).
-SHAPE_DIM = 16
 
 
 def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] | str = "small",

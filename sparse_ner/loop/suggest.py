@@ -30,6 +30,7 @@ from sparse_ner.data.hashes import record_key, set_hashes
 from sparse_ner.data.io import DataError
 from sparse_ner.data.prodigy import parse_tokens, span_dict, token_dicts
 from sparse_ner.loop.calibration import PlattCalibrator
+from sparse_ner.loop.defaults import DEFAULTS
 from sparse_ner.loop.memory import AnswerMemory
 from sparse_ner.loop.patterns import PatternMatcher
 from sparse_ner.loop.selection import candidate_spans
@@ -68,9 +69,12 @@ class Suggester:
 
     def __init__(self, tagger: Tagger, memory: AnswerMemory, lock: threading.RLock | None = None,
                  autocast: Callable[[], Any] | None = None, matcher: PatternMatcher | None = None, *,
-                 threshold: float = 0.1, max_len: int = 8, max_suggestions: int | None = 5,
-                 pattern_warmup: int = 1000, min_pattern_precision: float = 0.2, calibrate: bool = True,
-                 calibration_window: int = 500, batch_size: int = 64):  # fmt: skip
+                 threshold: float = DEFAULTS["threshold"], max_len: int = DEFAULTS["max_len"],
+                 max_suggestions: int | None = DEFAULTS["max_suggestions"],
+                 pattern_warmup: int = DEFAULTS["pattern_warmup"],
+                 min_pattern_precision: float = DEFAULTS["min_pattern_precision"],
+                 calibrate: bool = DEFAULTS["calibrate"], calibration_window: int = DEFAULTS["calibration_window"],
+                 batch_size: int = DEFAULTS["batch_size"]):  # fmt: skip
         from contextlib import nullcontext
 
         self.tagger, self.memory, self.matcher = tagger, memory, matcher

@@ -1,0 +1,43 @@
+"""The annotation loop's options and their defaults, in one place.
+
+:class:`~sparse_ner.loop.online.OnlineTagger` takes any of these as keyword options (the recipes pass
+them from the command line); :class:`~sparse_ner.loop.learner.Learner` and
+:class:`~sparse_ner.loop.suggest.Suggester` take their share with the same defaults. Values measured
+in BENCHMARKS.md ("The annotation loop on CPU").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A transformer in the loop: its top TRANSFORMER_LAYERS layers train at TRANSFORMER_LR, and update()
+# replays TRANSFORMER_REPLAY earlier texts (fewer than the small encoder's 10, so that update() of
+# 4 layers stays within its latency budget; the idle steps replay the rest). Chosen on the CoNLL-2003
+# loop simulation (BENCHMARKS.md, "The loop with MiniLM-L6").
+TRANSFORMER_LR, TRANSFORMER_LAYERS, TRANSFORMER_REPLAY, SMALL_REPLAY = 1e-4, 4, 5, 10
+# A new transformer model in the loop gets a learned embedding of each word's capitalization shape of
+# this size beside its vectors (loop.online.cold_tagger; BENCHMARKS.md, "Capitalization shape beside MiniLM-L6")
+SHAPE_DIM = 16
+
+DEFAULTS: dict[str, Any] = {
+    "lr": 2e-3,  # head (and small encoder) learning rate
+    "encoder_lr": None,  # None: lr for the small encoder, 1e-4 for a transformer
+    "train_layers": TRANSFORMER_LAYERS,  # transformers: fine-tune only the top N layers in the loop (None: all)
+    "bf16": None,  # run the encoder under bfloat16 autocast (None: transformers, where the CPU/GPU has bf16)
+    "steps": None,  # optimizer steps per update() call; None: 1 while the idle-training thread runs, else 2
+    "replay": None,  # earlier texts mixed into each update() step (None: 10 small encoder, 5 transformer)
+    "steps_texts": 20,  # texts per consolidate() step (idle-time training on the answer memory)
+    "idle_steps": 9,  # consolidate() steps the idle-training thread takes after each update()
+    "batch_size": 64,  # texts scored at once
+    "threshold": 0.1,  # start-tag marginal for a span to be suggested
+    "max_len": 8,  # longest suggested span, in tokens
+    "max_suggestions": 5,  # model suggestions per text (most probable start first), besides patterns
+    "pattern_warmup": 1000,  # answers over which pattern scores move from 0.5 to the model's (BENCHMARKS.md)
+    "min_pattern_precision": 0.2,
+    "grad_clip": 5.0,
+    "calibrate": True,  # stream scores through a Platt calibration fitted to the answers (loop.calibration)
+    "calibration_window": 500,  # answered model suggestions it is fitted to (the most recent)
+    "seed": 0,
+}
+
+__all__ = ["DEFAULTS", "SHAPE_DIM", "SMALL_REPLAY", "TRANSFORMER_LAYERS", "TRANSFORMER_LR", "TRANSFORMER_REPLAY"]
