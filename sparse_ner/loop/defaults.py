@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "max_len": 8,  # longest suggested span, in tokens
     "max_suggestions": 5,  # model suggestions per text (most probable start first), besides patterns
     "pattern_warmup": 1000,  # answers over which pattern scores move from 0.5 to the model's (BENCHMARKS.md)
+    "pattern_patience": None,  # answers to one pattern's matches after which they get the model's score (None: off)
     "min_pattern_precision": 0.2,
     "grad_clip": 5.0,
     "calibrate": True,  # stream scores through a Platt calibration fitted to the answers (loop.calibration)

@@ -48,7 +48,7 @@ from sparse_ner.loop.patterns import Pattern, PatternMatcher
 from sparse_ner.loop.suggest import Suggester
 
 LEARNER = ("lr", "encoder_lr", "train_layers", "bf16", "steps", "replay", "steps_texts", "grad_clip", "seed")
-SUGGESTER = ("threshold", "max_len", "max_suggestions", "pattern_warmup", "min_pattern_precision", "calibrate",
+SUGGESTER = ("threshold", "max_len", "max_suggestions", "pattern_warmup", "pattern_patience", "min_pattern_precision", "calibrate",
              "calibration_window", "batch_size")  # fmt: skip
 STATE_DIR = saving.STATE_DIR
 

@@ -8,7 +8,8 @@ the answers to this object's own suggestions, :mod:`sparse_ner.loop.calibration`
 (:func:`~sparse_ner.loop.selection.candidate_spans`). Pattern matches
 (:mod:`sparse_ner.loop.patterns`) are offered as tasks with ``meta.pattern``; while the model is
 cold their ``score`` is pulled to 0.5 (uncertain, so sorters show them), moving to the model's
-probability over the first ``pattern_warmup`` answers; a pattern whose answers are mostly rejects
+probability over the first ``pattern_warmup`` answers (or, with ``pattern_patience``, once that many
+of the pattern's own matches are answered, whichever is sooner); a pattern whose answers are mostly rejects
 (precision below ``min_pattern_precision`` after 5 answers) is no longer offered. Spans already
 answered are not asked again. Texts are scored ``batch_size`` at a time, 32 at once sorted by
 length.
@@ -72,6 +73,7 @@ class Suggester:
                  threshold: float = DEFAULTS["threshold"], max_len: int = DEFAULTS["max_len"],
                  max_suggestions: int | None = DEFAULTS["max_suggestions"],
                  pattern_warmup: int = DEFAULTS["pattern_warmup"],
+                 pattern_patience: int | None = DEFAULTS["pattern_patience"],
                  min_pattern_precision: float = DEFAULTS["min_pattern_precision"],
                  calibrate: bool = DEFAULTS["calibrate"], calibration_window: int = DEFAULTS["calibration_window"],
                  batch_size: int = DEFAULTS["batch_size"]):  # fmt: skip
@@ -82,6 +84,7 @@ class Suggester:
         self.autocast = autocast or nullcontext
         self.threshold, self.max_len, self.max_suggestions = threshold, max_len, max_suggestions
         self.pattern_warmup, self.min_pattern_precision = pattern_warmup, min_pattern_precision
+        self.pattern_patience = pattern_patience
         self.calibrate, self.batch_size = calibrate, batch_size
         self.skipped_tasks = 0  # stream tasks whose tokens do not fit their text
         self.calibrator = PlattCalibrator(calibration_window)
@@ -93,6 +96,14 @@ class Suggester:
         if not c or c["accept"] + c["reject"] < 5:
             return True
         return c["accept"] / (c["accept"] + c["reject"]) >= self.min_pattern_precision
+
+    def pattern_heard(self, pid: str) -> float:
+        """How far the answers to pattern ``pid``'s own matches have moved its score to the model's:
+        answered matches / ``pattern_patience`` (at most 1; 0 when ``pattern_patience`` is None)."""
+        c = self.memory.pattern_counts.get(pid)
+        if not self.pattern_patience or not c:
+            return 0.0
+        return min(1.0, (c["accept"] + c["reject"]) / self.pattern_patience)
 
     def score(self, examples: list[Example], extra: Sequence[Iterable[tuple[int, int, str]]]
               ) -> list[list[tuple[int, int, str, float]]]:  # fmt: skip
@@ -155,7 +166,8 @@ class Suggester:
                     score = self.calibrator(p)
                     meta["calibrated"] = round(score, 6)
                 if pid is not None:
-                    score = (1.0 - warm) * 0.5 + warm * score
+                    w = max(warm, self.pattern_heard(pid))
+                    score = (1.0 - w) * 0.5 + w * score
                     meta["pattern"] = pid
                 out = format_task(task, examples[i], key, s, e, label, meta)
                 if pid is None:

@@ -77,6 +77,28 @@ def test_patterns_are_offered_at_one_half_while_cold_then_gated_by_precision():
     assert score == pytest.approx(task["meta"]["calibrated"], abs=1e-6) and score < 0.5
 
 
+def test_pattern_patience_gives_a_pattern_heard_often_enough_the_models_score():
+    patterns = [{"label": "LOC", "pattern": "Paris", "id": "paris"}, {"label": "PER", "pattern": "Bob", "id": "bob"}]
+    suggester = make(patterns=patterns, pattern_warmup=1000, pattern_patience=4)
+    accepted = [format_task({"text": x}, Example(x, tokenize(x)), input_hash(x), 0, 0, "PER", {})
+                for x in (f"Bob {i} ." for i in range(2))]  # fmt: skip
+    suggester.memory.add([{**t, "answer": "accept", "meta": {"pattern": "bob"}} for t in accepted])
+    assert suggester.pattern_heard("bob") == 0.5 and suggester.pattern_heard("paris") == 0.0
+    scores = {t["meta"]["pattern"]: (s, t["meta"]["calibrated"]) for s, t in suggester([{"text": "Bob saw Paris ."}])}
+    g = suggester.memory.n_answers / 1000  # the global warm-up: far off
+    assert scores["paris"][0] == pytest.approx((1 - g) * 0.5 + g * scores["paris"][1], abs=1e-6)  # not answered yet
+    assert scores["bob"][0] == pytest.approx(0.5 * 0.5 + 0.5 * scores["bob"][1], abs=1e-6)  # half way
+    suggester.memory.add([{**t, "answer": "reject", "meta": {"pattern": "bob"}}
+                          for t in [format_task({"text": x}, Example(x, tokenize(x)), input_hash(x), 0, 0, "PER", {})
+                                    for x in (f"Bob {i} !" for i in range(3))]])  # fmt: skip
+    assert suggester.pattern_heard("bob") == 1.0  # 5 answers >= 4: the model's own score
+    scores = {t["meta"]["pattern"]: (s, t["meta"]["calibrated"]) for s, t in suggester([{"text": "Bob saw Paris ."}])}
+    g = suggester.memory.n_answers / 1000
+    assert scores["bob"][0] == pytest.approx(scores["bob"][1], abs=1e-6)
+    assert scores["paris"][0] == pytest.approx((1 - g) * 0.5 + g * scores["paris"][1], abs=1e-6)
+    assert make(patterns=patterns).pattern_heard("bob") == 0.0  # off by default
+
+
 def test_answers_to_its_own_suggestions_calibrate_the_scores():
     suggester = make(threshold=0.0, max_suggestions=2)
     pairs = list(suggester([{"text": t} for t in TEXTS]))
