@@ -1,7 +1,7 @@
 """The annotation loop's options and their defaults, in one place.
 
-:class:`~sparse_ner.loop.online.OnlineTagger` takes any of these as keyword options (the recipes pass
-them from the command line); :class:`~sparse_ner.loop.learner.Learner` and
+:class:`~sparse_ner.loop.online.OnlineTagger` takes any of these as keyword options (the Prodigy
+recipes run these defaults); :class:`~sparse_ner.loop.learner.Learner` and
 :class:`~sparse_ner.loop.suggest.Suggester` take their share with the same defaults. Values measured
 in BENCHMARKS.md ("The annotation loop on CPU").
 """

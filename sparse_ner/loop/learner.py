@@ -46,8 +46,6 @@ def bf16_supported(device: torch.device, flags: Callable[[], set[str] | None] = 
     return onednn and (found is None or bool(found & {"avx512_bf16", "amx_bf16"}))
 
 
-
-
 def make_optimizer(tagger: Tagger, lr: float, encoder_lr: float | None = None) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters: the encoder at ``encoder_lr`` (None: ``lr`` for the
     small encoder, :data:`TRANSFORMER_LR` for a transformer), the rest at ``lr``; fused (faster steps on CPU)."""

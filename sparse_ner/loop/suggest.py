@@ -90,20 +90,22 @@ class Suggester:
         self.calibrator = PlattCalibrator(calibration_window)
         self._offered: OrderedDict[int, float] = OrderedDict()  # task hash -> model probability when offered
 
+    def pattern_answers(self, pid: str) -> tuple[int, int]:
+        """``(accepts, accepts + rejects)`` of the answers to pattern ``pid``'s matches."""
+        c = self.memory.pattern_counts.get(pid) or {}
+        return c.get("accept", 0), c.get("accept", 0) + c.get("reject", 0)
+
     def pattern_ok(self, pid: str) -> bool:
         """A pattern is offered until 5+ answers show a precision below ``min_pattern_precision``."""
-        c = self.memory.pattern_counts.get(pid)
-        if not c or c["accept"] + c["reject"] < 5:
-            return True
-        return c["accept"] / (c["accept"] + c["reject"]) >= self.min_pattern_precision
+        accepts, answered = self.pattern_answers(pid)
+        return answered < 5 or accepts / answered >= self.min_pattern_precision
 
     def pattern_heard(self, pid: str) -> float:
         """How far the answers to pattern ``pid``'s own matches have moved its score to the model's:
         answered matches / ``pattern_patience`` (at most 1; 0 when ``pattern_patience`` is None)."""
-        c = self.memory.pattern_counts.get(pid)
-        if not self.pattern_patience or not c:
+        if not self.pattern_patience:
             return 0.0
-        return min(1.0, (c["accept"] + c["reject"]) / self.pattern_patience)
+        return min(1.0, self.pattern_answers(pid)[1] / self.pattern_patience)
 
     def score(self, examples: list[Example], extra: Sequence[Iterable[tuple[int, int, str]]]
               ) -> list[list[tuple[int, int, str, float]]]:  # fmt: skip
