@@ -20,8 +20,12 @@ every ``eval_every`` answers. With ``idle_steps`` N, each ``update()`` is follow
   ``update()`` in file order.
 
 Writes ``curves.csv`` (strategy, answers, accepts, precision, recall, f1, seconds) and
-``curves.png`` (F1 against answers) to ``output``, with the resolved config. Paths in the config
-are relative to the working directory.
+``curves.png`` (F1 against answers) to ``output``, with the resolved config, and each strategy's
+answers as they are given to ``answers_<strategy>.jsonl`` (db-out records: the question's one span,
+``answer``, ``_view_id`` ``ner``, the suggester's ``meta``; appended batch by batch, so a killed run
+keeps what it answered), which ``sparse_ner.train`` takes like a Prodigy export: the answers to the
+model's own questions, not to a fixed file's. Both are rewritten when the same ``output`` runs again.
+Paths in the config are relative to the working directory.
 """
 
 from __future__ import annotations
@@ -143,8 +147,10 @@ def questions(strategy: str, online: Any, tasks: list[dict], static: str | None,
 
 
 def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Example],
-        log: TextIO | None = None) -> list[CurveRow]:  # fmt: skip
-    """One simulated annotation session; returns the logged rows."""
+        log: TextIO | None = None, answers_path: Path | None = None) -> list[CurveRow]:  # fmt: skip
+    """One simulated annotation session; returns the logged rows. With ``answers_path``, the answers
+    are written there (JSONL, a batch at a time; the file is started anew)."""
+    import srsly
     import torch
 
     from sparse_ner.loop.online import OnlineTagger
@@ -172,6 +178,8 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
             print(json.dumps(row), file=log, flush=True)
 
     record()
+    if answers_path is not None:
+        answers_path.write_text("", encoding="utf8")
     next_eval = cfg["eval_every"]
     while answered < cfg["answers"]:
         batch = list(itertools.islice(stream, min(cfg["batch_size"], cfg["answers"] - answered)))
@@ -180,6 +188,8 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
         if strategy != "static":
             batch = [oracle(t, gold) for t in batch]
         online.update(batch)
+        if answers_path is not None:
+            srsly.write_jsonl(answers_path, batch, append=True, append_new_line=False)
         if cfg["idle_steps"]:
             online.consolidate(cfg["idle_steps"])
         answered += len(batch)
@@ -255,7 +265,7 @@ def simulate(cfg: SimulationConfig, log: TextIO | None = sys.stderr) -> list[Cur
     (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf8")
     rows: list[CurveRow] = []
     for strategy in cfg["strategies"]:
-        rows += run(strategy, cfg, train, dev, log)
+        rows += run(strategy, cfg, train, dev, log, out / f"answers_{strategy}.jsonl")
         write_csv(rows, out / "curves.csv")
         plot(rows, out / "curves.png", f"{Path(cfg['train']).parent.name}: dev F1 ({len(dev)} sentences)")
     return rows

@@ -73,6 +73,34 @@ def test_every_strategy_runs_and_writes_csv_and_png(corpus):
     assert 0 < [r["answers"] for r in rows if r["strategy"] == "random"][-1] <= 20  # the stream may run out
 
 
+def test_answers_are_written_as_a_db_out_file_the_trainer_reads(corpus):
+    from sparse_ner.data.read import read_any
+
+    cfg = sim.load_config(None, {**corpus, "strategies": ["uncertainty", "random"]})
+    rows = sim.simulate(cfg, log=None)
+    out = Path(cfg["output"])
+    gold = {ex.input_hash or sim.input_hash(ex.text): {s.key for s in ex.accepted}
+            for ex in sim.read_gold(corpus["train"], "bio")}  # fmt: skip
+    for strategy in ("uncertainty", "random"):
+        records = [json.loads(line) for line in (out / f"answers_{strategy}.jsonl").read_text().splitlines()]
+        last = [r for r in rows if r["strategy"] == strategy][-1]
+        assert len(records) == last["answers"] > 0
+        assert sum(r["answer"] == "accept" for r in records) == last["accepts"]
+        for r in records:  # one span each, answered as the oracle answers it
+            (span,) = r["spans"]
+            is_gold = (span["token_start"], span["token_end"], span["label"]) in gold[r["_input_hash"]]
+            assert r["answer"] == ("accept" if is_gold else "reject") and r["_view_id"] == "ner"
+            assert "score" in r["meta"] and r["_task_hash"]
+        examples = read_any(out / f"answers_{strategy}.jsonl", gold=False, report=lambda m: None)
+        # the fixture repeats texts, so the reader merges the answers of one text (by _input_hash)
+        answered = {a: {(r["_input_hash"], *(r["spans"][0][k] for k in ("token_start", "token_end", "label")))
+                         for r in records if r["answer"] == a} for a in ("accept", "reject")}  # fmt: skip
+        assert sum(len(ex.accepted) for ex in examples) == len(answered["accept"]) > 0
+        assert sum(len(ex.rejected) for ex in examples) == len(answered["reject"])
+    sim.simulate(sim.load_config(None, {**corpus, "strategies": ["random"], "answers": 10}), log=None)
+    assert len((out / "answers_random.jsonl").read_text().splitlines()) == 10  # a new run starts the file anew
+
+
 def test_unknown_strategy_and_bad_config(corpus, tmp_path):
     with pytest.raises(ValueError, match="unknown keys"):
         bad = tmp_path / "bad.yaml"
