@@ -13,7 +13,7 @@ token and transition scores are fixed at zero; the same lattices give its exact 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -22,6 +22,15 @@ from sparse_ner.core.lattice import Lattice, free_lattice
 from sparse_ner.tags import Scheme, TokenSpan, labels_of
 
 NEG_INF = -1e9  # the score of a forbidden transition: exp(NEG_INF - anything real) == 0
+
+
+class Posterior(NamedTuple):
+    """The posterior marginals of a batch (detached): ``unary`` ``P(tag at t = k)`` ``(B, T, K)`` (0 at
+    padding) and ``pairwise`` ``P(tags at t, t+1 = i, j)`` ``(B, T-1, K, K)``, from one autograd pass
+    (:meth:`CRF.posterior`); :meth:`CRF.span_probs` reads span probabilities off them."""
+
+    unary: torch.Tensor
+    pairwise: torch.Tensor
 
 
 def _logsumexp(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -153,6 +162,13 @@ class CRF(nn.Module):
         _, d_first, d_steps = self._grad_log_z(emissions, [self._free(mask)])
         return _unary(d_first, d_steps, mask)
 
+    def posterior(self, emissions: torch.Tensor, mask: torch.Tensor) -> Posterior:
+        """Unary and pairwise marginals (:class:`Posterior`), detached: one autograd pass that serves
+        both :func:`~sparse_ner.loop.selection.candidate_spans` (unary) and :meth:`span_probs`."""
+        self._check(emissions, mask)
+        _, d_first, d_steps = self._grad_log_z(emissions.detach(), [self._free(mask)])
+        return Posterior(_unary(d_first, d_steps, mask), d_steps)
+
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[list[list[int]], torch.Tensor]:
         """The best scheme-valid tag sequence of each example (Viterbi): ``(paths, scores)``.
 
@@ -167,13 +183,15 @@ class CRF(nn.Module):
         return [p[:n] for p, n in zip(paths.tolist(), lengths)], best
 
     def span_probs(self, emissions: torch.Tensor, mask: torch.Tensor,
-                   spans: Sequence[Sequence[TokenSpan]]) -> list[list[float]]:
+                   spans: Sequence[Sequence[TokenSpan]], posterior: Posterior | None = None) -> list[list[float]]:
         """Exact ``P(span is an entity of the sequence)`` for each given span.
 
         The posterior of a linear-chain CRF is a Markov chain, so the probability of the span's tag
         pattern (and, in BIO, of the next tag not continuing it) is a product of pairwise marginals
-        divided by the unary marginals between them; both come from one autograd pass. All spans of
-        the batch are scored at once (padded to the longest span), with no per-span Python loop.
+        divided by the unary marginals between them; both come from one autograd pass
+        (:meth:`posterior`; pass its result as ``posterior`` when it is already computed for these
+        ``emissions``). All spans of the batch are scored at once (padded to the longest span), with
+        no per-span Python loop.
         """
         self._check(emissions, mask)
         if len(spans) != emissions.shape[0]:
@@ -181,10 +199,13 @@ class CRF(nn.Module):
         flat = [(b, s, e, label) for b, example in enumerate(spans) for s, e, label in example]
         if not flat:
             return [[] for _ in spans]
-        _, d_first, d_steps = self._grad_log_z(emissions.detach(), [self._free(mask)])
+        if posterior is None:
+            posterior = self.posterior(emissions, mask)
+        elif posterior.unary.shape != emissions.shape:
+            raise ValueError(f"posterior {tuple(posterior.unary.shape)} does not match emissions {tuple(emissions.shape)}")
         dev = emissions.device
-        unary = _unary(d_first, d_steps, mask).double().clamp_min(1e-300)  # (B, T, K)
-        pair = d_steps.double().clamp_min(1e-300)  # (B, T-1, K, K)
+        unary = posterior.unary.double().clamp_min(1e-300)  # (B, T, K)
+        pair = posterior.pairwise.double().clamp_min(1e-300)  # (B, T-1, K, K)
         B, T, K = unary.shape
         labels = {label: i for i, label in enumerate(labels_of(self.tags))}
         unknown = {label for *_, label in flat} - labels.keys()

@@ -116,13 +116,13 @@ class Suggester:
             mask = inputs["word_mask"]  # (B, T)
             with torch.no_grad(), self.autocast():
                 emissions = tagger.emissions(inputs)  # (B, T, K) float32
-            marginals = tagger.crf.marginals(emissions, mask)  # (B, T, K)
+            posterior = tagger.crf.posterior(emissions, mask)  # one pass: candidates and their probabilities
             lengths = mask.sum(1).tolist()
-            cands = candidate_spans(marginals, lengths, tagger.tags, tagger.scheme, self.threshold, self.max_len,
+            cands = candidate_spans(posterior.unary, lengths, tagger.tags, tagger.scheme, self.threshold, self.max_len,
                                     self.max_suggestions)  # fmt: skip
             for c, more in zip(cands, extra):
                 c.extend(span for span in more if span not in c)
-            probs = tagger.crf.span_probs(emissions, mask, cands)
+            probs = tagger.crf.span_probs(emissions, mask, cands, posterior)
         return [[(s, e, lab, p) for (s, e, lab), p in zip(c, ps)] for c, ps in zip(cands, probs)]
 
     def __call__(self, stream: Iterable[dict]) -> Iterator[tuple[float, dict]]:

@@ -167,8 +167,9 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
             pred = [decode_tags([tagger.tags[k] for k in path], tagger.scheme) for path in paths]
             alts = [[_alternatives(span, len(ex), tagger.labels) for span in a.accepted] for ex, a in zip(chunk, anns)]
             queries = [p + a.accepted + a.rejected + [x for xs in al for x in xs] for p, a, al in zip(pred, anns, alts)]
-            probs = crf.span_probs(emissions, mask, queries)
-            types = crf.marginals(emissions, mask) @ collapse.to(device)  # (B, T, C)
+            posterior = crf.posterior(emissions, mask)
+            probs = crf.span_probs(emissions, mask, queries, posterior)
+            types = posterior.unary @ collapse.to(device)  # (B, T, C)
             for b, (ex, ann, p, q) in enumerate(zip(chunk, anns, pred, probs)):
                 n_pred, n_acc, n_rej = len(p), len(ann.accepted), len(ann.rejected)
                 p_pred, p_acc = q[:n_pred], q[n_pred : n_pred + n_acc]

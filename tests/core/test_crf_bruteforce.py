@@ -287,12 +287,25 @@ def test_span_probs_match_enumeration(labels, scheme):
     emissions, mask = ragged(crf, lengths, seed=6)
     spans = [[(s, e, lab) for s in range(n) for e in range(s, min(n, s + 3)) for lab in labels] for n in lengths]
     got = crf.span_probs(emissions, mask, spans)
+    posterior = crf.posterior(emissions, mask)
+    shared = crf.span_probs(emissions, mask, spans, posterior)  # the posterior computed once, passed in
     for b, n in enumerate(lengths):
         paths = list(ref_paths(crf, emissions[b], n))
         log_z = logsumexp([s for *_, s in paths])
-        for span, p in zip(spans[b], got[b]):
+        for span, p, q in zip(spans[b], got[b], shared[b]):
             want = sum(math.exp(s - log_z) for tags, _, s in paths if span in ref_entities(tags, scheme))
-            assert p == pytest.approx(want, abs=1e-8), span
+            assert p == pytest.approx(want, abs=1e-8) and q == pytest.approx(want, abs=1e-8), span
+        for t in range(n):  # the posterior itself: unary and pairwise marginals by enumeration
+            for k in range(crf.num_tags):
+                want = sum(math.exp(s - log_z) for _, path, s in paths if path[t] == k)
+                assert float(posterior.unary[b, t, k]) == pytest.approx(want, abs=1e-8)
+                if t + 1 < n:
+                    for j in range(crf.num_tags):
+                        want = sum(math.exp(s - log_z) for _, path, s in paths if path[t] == k and path[t + 1] == j)
+                        assert float(posterior.pairwise[b, t, k, j]) == pytest.approx(want, abs=1e-8)
+        assert float(posterior.unary[b, n:].abs().sum()) == 0.0  # padding
+    with pytest.raises(ValueError, match="does not match"):
+        crf.span_probs(emissions[:1], mask[:1], spans[:1], posterior)
 
 
 def test_gradients_are_finite_and_nonzero():
