@@ -3,7 +3,7 @@
     python scripts/bench_binary.py [--corpus conll] [--budget 2000 all] [--rows crf-small crf-small-gold]
                                    [--results bench_results/binary.jsonl] [--max-epochs 20]
 
-For each corpus, budget N (the first N tasks of the simulated teach file) and row, trains one model and
+For each corpus, budget N (the first N tasks of the simulated teach file, or of ``--teach``) and row, trains one model and
 scores it on the gold test split (entity-level micro F1, exact match), with the gold dev split for model
 selection. Rows:
 
@@ -88,14 +88,14 @@ ROWS: dict[str, tuple[str, list[str]]] = {
 CEILING = {"ours": "crf-small-gold", "minilm": "crf-minilm-gold", "spacy": "spacy-gold"}
 
 
-def gold_subset(corpus: dict, budget: int | None, workdir: Path) -> Path:
+def gold_subset(corpus: dict, budget: int | None, workdir: Path, name: str = "") -> Path:
     """Complete gold annotation (db-out ``ner_manual``) of the sentences the first N tasks ask about.
 
     Written under ``workdir`` (outside the repository: CoNLL-2003 is research-only)."""
     from sparse_ner.data.columns import read_columns
     from sparse_ner.data.prodigy import examples_to_tasks
 
-    out = workdir / f"{Path(corpus['teach']).stem}_gold_{budget or 'all'}.jsonl"
+    out = workdir / f"{name}_{Path(corpus['teach']).stem}_gold_{budget or 'all'}.jsonl"
     if out.exists():
         return out
     records = itertools.islice(srsly.read_jsonl(corpus["teach"]), budget)
@@ -114,7 +114,7 @@ def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
     workdir = Path(args.workdir)
     out_json = workdir / f"{tag}.json"
     if kind.startswith("spacy"):
-        train = gold_subset(corpus, budget, workdir) if kind == "spacy-gold" else corpus["teach"]
+        train = gold_subset(corpus, budget, workdir, corpus_name) if kind == "spacy-gold" else corpus["teach"]
         cmd = [sys.executable, str(ROOT / "scripts/spacy_peer.py"), "--train", str(train), "--dev", str(corpus["dev"]),
                "--test", str(corpus["test"]), "--encoding", corpus["encoding"], "--mode", extra[0], "--labels",
                *corpus["labels"], "--lang", corpus["lang"], "--max-epochs", str(args.max_epochs), "--out", str(out_json)]
@@ -127,7 +127,7 @@ def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
                "--trainer.default_root_dir", str(workdir / "runs"), "--run_name", tag, "--export_dir", str(export),
                "--data.test", "null", *extra]
         if kind == "ours-gold":
-            cmd += ["--data.train", str(gold_subset(corpus, budget, workdir)), "--data.max_tasks", "null"]
+            cmd += ["--data.train", str(gold_subset(corpus, budget, workdir, corpus_name)), "--data.max_tasks", "null"]
         elif budget:
             cmd += ["--data.max_tasks", str(budget)]
     wrapped = ["/usr/bin/time", "-f", "peak_rss_kb=%M"] + cmd
@@ -272,7 +272,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=str(ROOT / "bench_results/binary.jsonl"))
     ap.add_argument("--workdir", default="/tmp/sparse_ner_bench")
     ap.add_argument("--report", action="store_true", help="only print the table and write the PNG")
+    ap.add_argument("--teach", metavar="JSONL",
+                    help="train on these answers instead of the corpus's simulated teach file (e.g. the "
+                         "answers_uncertainty.jsonl of `python -m sparse_ner.simulate`: the loop's own questions); "
+                         "rows are filed under the corpus name CORPUS-<file's parent folder>; use its own --results")
     args = ap.parse_args(argv)
+    if args.teach:
+        teach = Path(args.teach).resolve()
+        if not teach.is_file():
+            ap.error(f"--teach {args.teach}: no such file")
+        name = f"{args.corpus}-{teach.parent.name}"
+        CORPORA[name] = {**CORPORA[args.corpus], "teach": teach}
+        args.corpus = name
     results_path = Path(args.results)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
