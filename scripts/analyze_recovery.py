@@ -12,7 +12,9 @@ answers of the first ``--tasks`` tasks said about the entity's words: ``accepted
 accepted with this label at least once), ``rejected only`` (the string was answered, never
 accepted with this label), ``unseen`` (never in an answer). The binary model's false positives that
 the gold model does not make are split the same way (*spurious*: no gold entity overlaps). Per label
-precision and recall of both models complete the picture. Nothing of the corpora is written: the
+precision and recall of both models complete the picture, with each model's expected share of entity
+tokens on the test set (the posterior mass off ``O``, the quantity the entity-ratio penalty bounds)
+beside the gold share. Nothing of the corpora is written: the
 JSON holds counts and the most frequent strings of each cell (CoNLL-2003 is research-only: keep the
 output out of the repository unless the strings are removed, ``--no-strings``).
 """
@@ -56,6 +58,24 @@ def kind_of(span: tuple[int, int, str], others: set) -> str:
     return "miss"
 
 
+def expected_ratio(tagger, examples, batch_size: int = 64) -> float:
+    """The model's expected share of entity tokens over ``examples``: posterior mass off ``O`` / words."""
+    import torch
+
+    from sparse_ner.core.tagger import make_batch
+
+    entity = torch.tensor([t != "O" for t in tagger.tags])
+    mass = words = 0.0
+    for i in range(0, len(examples), batch_size):
+        inputs = tagger.to_device(make_batch(tagger.encoder, examples[i : i + batch_size]))["inputs"]
+        with torch.no_grad():
+            emissions = tagger.emissions(inputs)  # (B, T, K)
+        unary = tagger.crf.posterior(emissions, inputs["word_mask"]).unary  # (B, T, K), 0 at padding
+        mass += float(unary[..., entity.to(unary.device)].sum())
+        words += float(inputs["word_mask"].sum())
+    return mass / max(1.0, words)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", required=True, help="model trained on the binary answers")
@@ -71,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     from sparse_ner.core.export import load
 
     test = [ex for ex in read_columns(args.test, args.encoding) if ex.tokens]
-    preds = {}
+    preds, ratios = {}, {}
     for name in ("binary", "gold"):
         tagger = load(getattr(args, name))
         preds[name] = [{s[:3] for s in spans} for spans in tagger.tag(test, batch_size=64)]
+        ratios[name] = round(expected_ratio(tagger, test), 4)
+    ratios["truth"] = round(sum(s.token_end - s.token_start + 1 for ex in test for s in ex.accepted)
+                            / sum(len(ex.tokens) for ex in test), 4)  # fmt: skip
     accepted, answered = answered_strings(Path(args.teach), args.tasks)
 
     def seen(ex, span) -> str:
@@ -116,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "binary": args.binary, "gold": args.gold, "tasks": args.tasks, "test_sentences": len(test),
-        "cells": dict(cells),
+        "cells": dict(cells), "expected_entity_ratio": ratios,
         "per_label": {m: {lab: prf(c) for lab, c in sorted(per_label[m].items())} for m in per_label},
         "total": {m: prf(sum(per_label[m].values(), Counter())) for m in per_label},
         "lost": {" / ".join(k): v for k, v in lost.most_common()},
@@ -128,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         t = result["total"][m]
         print(f"{m}-trained: P {t['precision']} R {t['recall']} F1 {t['f1']} (tp {t['tp']} fp {t['fp']} fn {t['fn']}); "
               + ", ".join(f"{lab} P {v['precision']} R {v['recall']}" for lab, v in result["per_label"][m].items()))
+    print("expected share of entity tokens on test (posterior mass off O):", ratios)
     print("gold entities:", dict(cells))
     by = lambda c, i: dict(sum((Counter({k[i]: v}) for k, v in c.items()), Counter()).most_common())  # noqa: E731
     print(f"lost (gold model finds, binary does not): {sum(lost.values())}; by kind {by(lost, 0)}; "

@@ -45,7 +45,6 @@ def main() -> None:
     import torch
 
     from sparse_ner import load
-    from sparse_ner.core.tagger import make_batch
     from sparse_ner.data.columns import read_columns
     from sparse_ner.data.example import Example
     from sparse_ner.data.io import read_jsonl
@@ -73,13 +72,7 @@ def main() -> None:
         key = (span["token_start"], span["token_end"])
         kind = "accept" if task["answer"] == "accept" else reject_kind(key, {(s.token_start, s.token_end): s.label for s in g.accepted})
         rows.append((ex, (*key, span["label"]), kind))
-    probs: list[float] = []
-    for i in range(0, len(rows), 32):
-        chunk = rows[i : i + 32]
-        inputs = tagger.to_device(make_batch(tagger.encoder, [ex for ex, _, _ in chunk]))["inputs"]
-        with torch.no_grad():
-            emissions = tagger.emissions(inputs)  # (B, T, K)
-            probs += [ps[0] for ps in tagger.crf.span_probs(emissions, inputs["word_mask"], [[sp] for _, sp, _ in chunk])]
+    probs = [ps[0] for ps in tagger.span_probs([ex for ex, _, _ in rows], [[sp] for _, sp, _ in rows], batch_size=32)]
     by_kind = defaultdict(list)
     for (_, _, kind), prob in zip(rows, probs):
         by_kind[kind].append(prob)

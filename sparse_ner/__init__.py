@@ -5,12 +5,13 @@ Public API (imported lazily, so ``import sparse_ner`` is cheap):
 - ``load(path) -> Tagger``: an exported model folder, on CPU in eval mode; ``export(tagger, folder, config)``.
 - ``Tagger``: encoder -> dropout -> linear -> :class:`CRF`; ``tagger.tag(examples)`` gives, per example,
   ``ScoredSpan(start, end_inclusive, label, score)`` with ``score = P(span is an entity)``;
+  ``tagger.span_probs(examples, spans)`` that probability for given ``(start, end, label)`` spans;
   ``tagger.loss(batch)`` is the partial-label NLL on a batch from ``tagger.make_batch(examples)`` (the
   tagger decides what its batches hold; ``make_batch(encoder, examples, tags, scheme)`` is the plain form).
 - ``TaggerConfig``: the tagger's options, declared once (training's ``--model.*``, the loop's cold
   model and the simulation's ``tagger:`` read it); ``TaggerConfig(...).build(labels, vocab_words)``.
 - ``CRF``: the exact partial-label CRF (``nll``, ``nll_and_marginals``, ``log_partition``, ``marginals``,
-  ``decode`` -> ``(paths, scores)``, ``span_probs``).
+  ``decode`` -> ``(paths, scores)``, ``posterior`` -> unary and pairwise marginals, ``span_probs``).
 - ``read_examples(path, labels=None, complete=None, stats=None)``: db-out JSONL -> merged ``Example`` s;
   ``ReadStats``; ``read_columns(path, encoding)``: column files -> complete ``Example`` s; ``tokenize``.
 - ``EntityF1``: entity-level precision / recall / F1 (a torchmetrics ``Metric``).

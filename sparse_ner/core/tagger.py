@@ -25,7 +25,7 @@ from torch import nn
 
 from sparse_ner.core.crf import CRF
 from sparse_ner.data.example import Example
-from sparse_ner.tags import Scheme, decode_tags, labels_of, split_tag, tag_names
+from sparse_ner.tags import Scheme, TokenSpan, decode_tags, labels_of, split_tag, tag_names
 
 
 
@@ -284,6 +284,25 @@ class Tagger(nn.Module):
         try:
             for i in range(0, len(examples), batch_size):
                 out.extend(self.predict(self.to_device(make_batch(self.encoder, examples[i : i + batch_size]))))
+        finally:
+            self.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def span_probs(self, examples: Sequence[Example], spans: Sequence[Sequence[TokenSpan]], batch_size: int = 64
+                   ) -> list[list[float]]:  # fmt: skip
+        """Exact ``P(span is an entity)`` of the given ``(start, end, label)`` token spans of each example
+        (:meth:`CRF.span_probs <sparse_ner.core.crf.CRF.span_probs>`), in eval mode."""
+        if len(spans) != len(examples):
+            raise ValueError(f"{len(spans)} span lists for {len(examples)} examples")
+        was_training = self.training
+        self.eval()
+        out: list[list[float]] = []
+        try:
+            for i in range(0, len(examples), batch_size):
+                inputs = self.to_device(make_batch(self.encoder, examples[i : i + batch_size]))["inputs"]
+                emissions = self.emissions(inputs)  # (B, T, K)
+                out += self.crf.span_probs(emissions, inputs["word_mask"], spans[i : i + batch_size])
         finally:
             self.train(was_training)
         return out

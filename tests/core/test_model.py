@@ -91,6 +91,29 @@ def test_predict_spans_are_valid_and_scored() -> None:
     assert model.tag(EXAMPLES, batch_size=3) == model.tag(EXAMPLES, batch_size=3)
 
 
+def test_span_probs_of_given_spans_in_batches() -> None:
+    model = tagger()  # in training mode: span_probs runs in eval mode and restores it
+    spans = [[(s, e, lab) for s in range(len(ex)) for e in range(s, min(len(ex), s + 2)) for lab in LABELS]
+             for ex in EXAMPLES]  # fmt: skip
+    one = model.span_probs(EXAMPLES, spans, batch_size=1)
+    assert model.training
+    assert [len(p) for p in one] == [len(s) for s in spans]
+    for got in (model.span_probs(EXAMPLES, spans, batch_size=3), model.span_probs(EXAMPLES, spans)):
+        assert [x for ps in got for x in ps] == pytest.approx([x for ps in one for x in ps], abs=1e-6)  # padding changes nothing
+    model.eval()
+    batch = make_batch(model.encoder, EXAMPLES[3:], model.tags)
+    with torch.no_grad():
+        o = model.tags.index("O")
+        p_o = model.crf.marginals(model.emissions(batch["inputs"]), batch["inputs"]["word_mask"])[0, 0, o]
+    # a one-word text: it is an entity of some label exactly when its tag is not O
+    assert sum(one[3]) == pytest.approx(1.0 - float(p_o), abs=1e-6)
+    for ex, ps, preds in zip(EXAMPLES, one, model.tag(EXAMPLES)):  # Viterbi spans carry the same probability
+        for sp in preds:
+            assert sp.score == pytest.approx(ps[spans[EXAMPLES.index(ex)].index(sp[:3])], abs=1e-6)
+    with pytest.raises(ValueError, match="span lists"):
+        model.span_probs(EXAMPLES, spans[:2])
+
+
 def test_export_round_trip(tmp_path) -> None:
     model = tagger("bioes", entity_ratio=0.1).eval()
     with torch.no_grad():
