@@ -113,7 +113,17 @@ def gold_subset(corpus: dict, budget: int | None, workdir: Path, name: str = "")
     return out
 
 
-def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
+def teach_corpus(corpus_name: str, teach: str | Path) -> str:
+    """Register ``corpus_name`` with its answers replaced by the file ``teach``; returns the new corpus
+    name, ``CORPUS-<the file's parent folder>``."""
+    path = Path(teach).resolve()
+    name = f"{corpus_name}-{path.parent.name}"
+    CORPORA[name] = {**CORPORA[corpus_name], "teach": path}
+    return name
+
+
+def row_command(corpus_name: str, budget: int | None, row: str, args) -> tuple[list[str], Path]:
+    """The command line that trains one row, and the JSON file a spaCy row writes its scores to."""
     corpus = CORPORA[corpus_name]
     kind, extra = ROWS[row]
     tag = f"{corpus_name}_{budget or 'all'}_{row}"
@@ -134,8 +144,17 @@ def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
                "--data.test", "null", *extra]
         if kind == "ours-gold":
             cmd += ["--data.train", str(gold_subset(corpus, budget, workdir, corpus_name)), "--data.max_tasks", "null"]
-        elif budget:
-            cmd += ["--data.max_tasks", str(budget)]
+        else:  # the corpus's answers (the config names the same file unless --teach chose another)
+            cmd += ["--data.train", str(corpus["teach"])] + (["--data.max_tasks", str(budget)] if budget else [])
+    return cmd, out_json
+
+
+def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
+    corpus, kind = CORPORA[corpus_name], ROWS[row][0]
+    tag = f"{corpus_name}_{budget or 'all'}_{row}"
+    workdir = Path(args.workdir)
+    export = workdir / tag / "model"  # where row_command's training exports the model
+    cmd, out_json = row_command(corpus_name, budget, row, args)
     wrapped = ["/usr/bin/time", "-f", "peak_rss_kb=%M"] + cmd
     print(f"\n=== {tag}\n$ {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
@@ -287,12 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                          "rows are filed under the corpus name CORPUS-<file's parent folder>; use its own --results")
     args = ap.parse_args(argv)
     if args.teach:
-        teach = Path(args.teach).resolve()
-        if not teach.is_file():
+        if not Path(args.teach).is_file():
             ap.error(f"--teach {args.teach}: no such file")
-        name = f"{args.corpus}-{teach.parent.name}"
-        CORPORA[name] = {**CORPORA[args.corpus], "teach": teach}
-        args.corpus = name
+        args.corpus = teach_corpus(args.corpus, args.teach)
     results_path = Path(args.results)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,39 @@
+"""scripts/bench_binary.py: each row trains on the answers of its corpus, including a --teach file."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_binary.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_binary", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def value(cmd: list[str], flag: str) -> str:
+    assert cmd.count(flag) == 1, (flag, cmd)
+    return cmd[cmd.index(flag) + 1]
+
+
+def test_rows_train_on_the_corpus_answers_or_the_teach_file(tmp_path):
+    bench = load_script()
+    args = argparse.Namespace(workdir=str(tmp_path), max_epochs=3)
+    cmd, _ = bench.row_command("conll", 2000, "crf-minilm-shape", args)
+    assert value(cmd, "--data.train") == str(bench.CORPORA["conll"]["teach"]) and value(cmd, "--data.max_tasks") == "2000"
+    answers = tmp_path / "u_seed0" / "answers_uncertainty.jsonl"
+    answers.parent.mkdir()
+    answers.write_text("")
+    name = bench.teach_corpus("conll", answers)
+    assert name == "conll-u_seed0" and bench.CORPORA["conll"]["teach"] != answers.resolve()
+    for row in ("crf-minilm-shape", "crf-minilm-shape-no-rejects", "crf-small"):
+        cmd, _ = bench.row_command(name, 1000, row, args)
+        assert value(cmd, "--data.train") == str(answers.resolve()) and value(cmd, "--data.max_tasks") == "1000"
+    cmd, _ = bench.row_command(name, None, "crf-small", args)  # budget "all": every answer
+    assert value(cmd, "--data.train") == str(answers.resolve()) and "--data.max_tasks" not in cmd
+    assert value(cmd, "--run_name") == "conll-u_seed0_all_crf-small"
