@@ -12,7 +12,8 @@ selection. Rows:
 - ``crf-small-factored``, ``crf-small-reject-prior``: ours with the factored emission head, or with
   ``reject_prior 0.5`` (a rejected span is taken as likelier no entity than another label);
 - ``crf-minilm-shape`` (+ ``-gold``, ``-no-rejects``): MiniLM-L6 with a 16-dim capitalization-shape embedding
-  per word; ``crf-minilm-shape-looplr`` (+ ``-gold``): the same at the annotation loop's learning rates and dropout;
+  per word; ``crf-minilm-shape-looplr`` (+ ``-gold``, ``-no-rejects``): the same at the annotation loop's learning
+  rates and dropout;
 - ``crf-small-no-rejects``, ``crf-small-no-eer``, ``crf-small-as-o``: ablations (rejected spans dropped;
   no expected-entity-ratio penalty; unannotated tokens taken as ``O``); ``crf-minilm-no-rejects``: MiniLM-L6
   on the accepted spans only, the data of the method peers (``scripts/bench_peers.py``);
@@ -84,6 +85,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-minilm-shape-gold": ("ours-gold", [*NO_RATIO, *MINILM_SHAPE]),
     "crf-minilm-shape-looplr": ("ours", MINILM_SHAPE_LOOP),
     "crf-minilm-shape-looplr-gold": ("ours-gold", [*NO_RATIO, *MINILM_SHAPE_LOOP]),
+    "crf-minilm-shape-looplr-no-rejects": ("ours", [*MINILM_SHAPE_LOOP, *NO_REJECTS]),
     "crf-minilm-reject-prior": ("ours", [*MINILM, "--model.reject_prior", "0.5"]),
     "crf-minilm-no-rejects": ("ours", [*MINILM, *NO_REJECTS]),
     "crf-minilm-gold": ("ours-gold", [*NO_RATIO, *MINILM]),
@@ -213,6 +215,7 @@ STYLE: dict[str, tuple[str, str]] = {  # row -> (colour, marker); line style fro
     "crf-small-reject-prior-0.8": ("tab:cyan", "P"), "crf-minilm-shape": ("tab:purple", "*"),
     "crf-minilm-reject-prior": ("tab:pink", "D"), "crf-minilm-shape-gold": ("tab:purple", "*"),
     "crf-minilm-shape-no-rejects": ("tab:cyan", "*"), "crf-minilm-shape-looplr": ("tab:olive", "*"),
+    "crf-minilm-shape-looplr-no-rejects": ("tab:green", "*"),
     "crf-minilm-shape-looplr-gold": ("tab:olive", "*"),
 }
 ALL_TASKS = {"conll": 18540, "resume": 5170}  # x position of the budget "all"
