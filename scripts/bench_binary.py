@@ -13,7 +13,8 @@ selection. Rows:
   ``reject_prior 0.5`` (a rejected span is taken as likelier no entity than another label);
 - ``crf-minilm-shape`` (+ ``-gold``, ``-no-rejects``): MiniLM-L6 with a 16-dim capitalization-shape embedding
   per word; ``crf-minilm-shape-looplr`` (+ ``-gold``, ``-no-rejects``): the same at the annotation loop's learning
-  rates and dropout;
+  rates and dropout; ``crf-minilm-shape-looplr-eer-tight`` (+ ``-w10``): that with the entity-ratio margin 0.02
+  (weight 1, or 10);
 - ``crf-small-no-rejects``, ``crf-small-no-eer``, ``crf-small-as-o``: ablations (rejected spans dropped;
   no expected-entity-ratio penalty; unannotated tokens taken as ``O``); ``crf-minilm-no-rejects``: MiniLM-L6
   on the accepted spans only, the data of the method peers (``scripts/bench_peers.py``);
@@ -86,6 +87,9 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-minilm-shape-looplr": ("ours", MINILM_SHAPE_LOOP),
     "crf-minilm-shape-looplr-gold": ("ours-gold", [*NO_RATIO, *MINILM_SHAPE_LOOP]),
     "crf-minilm-shape-looplr-no-rejects": ("ours", [*MINILM_SHAPE_LOOP, *NO_REJECTS]),
+    "crf-minilm-shape-looplr-eer-tight": ("ours", [*MINILM_SHAPE_LOOP, "--model.ratio_margin", "0.02"]),
+    "crf-minilm-shape-looplr-eer-tight-w10": ("ours", [*MINILM_SHAPE_LOOP, "--model.ratio_margin", "0.02",
+                                                       "--model.ratio_weight", "10"]),
     "crf-minilm-reject-prior": ("ours", [*MINILM, "--model.reject_prior", "0.5"]),
     "crf-minilm-no-rejects": ("ours", [*MINILM, *NO_REJECTS]),
     "crf-minilm-gold": ("ours-gold", [*NO_RATIO, *MINILM]),
