@@ -60,20 +60,10 @@ def kind_of(span: tuple[int, int, str], others: set) -> str:
 
 def expected_ratio(tagger, examples, batch_size: int = 64) -> float:
     """The model's expected share of entity tokens over ``examples``: posterior mass off ``O`` / words."""
-    import torch
-
-    from sparse_ner.core.tagger import make_batch
-
-    entity = torch.tensor([t != "O" for t in tagger.tags])
-    mass = words = 0.0
-    for i in range(0, len(examples), batch_size):
-        inputs = tagger.to_device(make_batch(tagger.encoder, examples[i : i + batch_size]))["inputs"]
-        with torch.no_grad():
-            emissions = tagger.emissions(inputs)  # (B, T, K)
-        unary = tagger.crf.posterior(emissions, inputs["word_mask"]).unary  # (B, T, K), 0 at padding
-        mass += float(unary[..., entity.to(unary.device)].sum())
-        words += float(inputs["word_mask"].sum())
-    return mass / max(1.0, words)
+    o = tagger.tags.index("O")
+    marginals = tagger.token_marginals(examples, batch_size)  # per example (n_words, K)
+    words = sum(len(m) for m in marginals)
+    return sum(float((1.0 - m[:, o]).sum()) for m in marginals) / max(1, words)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, Literal, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -295,17 +295,32 @@ class Tagger(nn.Module):
         (:meth:`CRF.span_probs <sparse_ner.core.crf.CRF.span_probs>`), in eval mode."""
         if len(spans) != len(examples):
             raise ValueError(f"{len(spans)} span lists for {len(examples)} examples")
+        out: list[list[float]] = []
+        for i, mask, emissions in self._emitted(examples, batch_size):
+            out += self.crf.span_probs(emissions, mask, spans[i : i + len(mask)])
+        return out
+
+    @torch.no_grad()
+    def token_marginals(self, examples: Sequence[Example], batch_size: int = 64) -> list[torch.Tensor]:
+        """Per example, the posterior of each word's tag, ``(n_words, K)`` (columns in :attr:`tags` order;
+        rows sum to 1), in eval mode. E.g. the expected share of entity words is the mass off ``O``."""
+        out: list[torch.Tensor] = []
+        for _, mask, emissions in self._emitted(examples, batch_size):
+            unary = self.crf.posterior(emissions, mask).unary  # (B, T, K), 0 at padding
+            out += [u[: int(n)].cpu() for u, n in zip(unary, mask.sum(1))]
+        return out
+
+    def _emitted(self, examples: Sequence[Example], batch_size: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(offset, word_mask (B, T), emissions (B, T, K))`` per batch of ``examples``, computed in eval
+        mode (the previous mode is restored when the iteration ends or stops)."""
         was_training = self.training
         self.eval()
-        out: list[list[float]] = []
         try:
             for i in range(0, len(examples), batch_size):
                 inputs = self.to_device(make_batch(self.encoder, examples[i : i + batch_size]))["inputs"]
-                emissions = self.emissions(inputs)  # (B, T, K)
-                out += self.crf.span_probs(emissions, inputs["word_mask"], spans[i : i + batch_size])
+                yield i, inputs["word_mask"], self.emissions(inputs)  # (B, T), (B, T, K)
         finally:
             self.train(was_training)
-        return out
 
     @property
     def device(self) -> torch.device:

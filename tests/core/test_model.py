@@ -114,6 +114,20 @@ def test_span_probs_of_given_spans_in_batches() -> None:
         model.span_probs(EXAMPLES, spans[:2])
 
 
+def test_token_marginals_match_the_crf_marginals_of_each_text_alone() -> None:
+    model = tagger()  # in training mode: token_marginals runs in eval mode and restores it
+    got = model.token_marginals(EXAMPLES, batch_size=3)  # ragged batches, padded
+    assert model.training
+    assert [tuple(m.shape) for m in got] == [(len(ex), len(model.tags)) for ex in EXAMPLES]
+    model.eval()
+    for ex, m in zip(EXAMPLES, got):
+        inputs = make_batch(model.encoder, [ex], model.tags)["inputs"]
+        with torch.no_grad():
+            alone = model.crf.marginals(model.emissions(inputs), inputs["word_mask"])[0]  # (T, K)
+        assert torch.allclose(m, alone, atol=1e-6)
+        assert torch.allclose(m.sum(-1), torch.ones(len(ex)), atol=1e-6)
+
+
 def test_export_round_trip(tmp_path) -> None:
     model = tagger("bioes", entity_ratio=0.1).eval()
     with torch.no_grad():
