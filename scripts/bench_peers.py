@@ -26,7 +26,8 @@ Steps (from the repository root, with the project's venv):
 Smoke run (a few minutes): ``--tasks 200 --max-steps 12 --limit-eval 200``. ``--max-steps`` below 10 is
 refused: both peers' schedules divide by zero there.
 
-**Data.** The first N records of ``../shared/data/teach/conll2003_train_teach.jsonl`` are read with the
+**Data.** The first N records of ``../shared/data/teach/conll2003_train_teach.jsonl`` (or of ``--teach
+FILE``, e.g. the answers a simulated loop wrote; its rows are filed under corpus ``conll-<folder>``) are read with the
 project's reader (``sparse_ner.data.read.read_any``, merged per ``_input_hash``). The peers take
 positive-only partial annotation: a text and the character spans known to be entities, every other
 character unknown (the README example of pytorch-partial-tagger; spaCy ``doc.ents`` for the other).
@@ -130,16 +131,22 @@ def _write_jsonl(path: Path, rows) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def prepare(tasks: int, limit_eval: int | None, workdir: Path):
-    """Write train/dev/test JSONL for the peers; return (folder, train stats, dev examples, test examples)."""
+def corpus_name(teach: Path) -> str:
+    """``conll`` for the fixture, ``conll-<parent folder>`` for another answer file (as ``bench_binary.py --teach``)."""
+    return "conll" if Path(teach).resolve() == TEACH.resolve() else f"conll-{Path(teach).resolve().parent.name}"
+
+
+def prepare(tasks: int, limit_eval: int | None, workdir: Path, teach: Path = TEACH):
+    """Write train/dev/test JSONL for the peers from the first ``tasks`` answers of ``teach``; return
+    (folder, train stats, dev examples, test examples)."""
     import itertools
 
     from sparse_ner.data.columns import read_columns
     from sparse_ner.data.read import read_any
 
-    folder = workdir / f"data_conll_{tasks}_eval{limit_eval or 'all'}"
+    folder = workdir / f"data_{corpus_name(teach)}_{tasks}_eval{limit_eval or 'all'}"
     folder.mkdir(parents=True, exist_ok=True)
-    train = read_any(TEACH, gold=False, labels=LABELS, max_records=tasks, name="train")
+    train = read_any(teach, gold=False, labels=LABELS, max_records=tasks, name="train")
     dev = list(itertools.islice(read_columns(DEV, "iob1"), limit_eval))
     test = list(itertools.islice(read_columns(TEST, "iob1"), limit_eval))
     for ex in dev + test:
@@ -200,8 +207,9 @@ def run_peer(peer: str, tasks: int, args) -> dict:
     from sparse_ner.core.encoders import default_minilm_path
 
     workdir = Path(args.workdir)
-    data, stats, dev, test = prepare(tasks, args.limit_eval, workdir)
-    tag = (f"{peer}_conll_{tasks}_steps{args.max_steps or 'doc'}_min{args.max_minutes or 'none'}"
+    teach = Path(args.teach)
+    data, stats, dev, test = prepare(tasks, args.limit_eval, workdir, teach)
+    tag = (f"{peer}_{corpus_name(teach)}_{tasks}_steps{args.max_steps or 'doc'}_min{args.max_minutes or 'none'}"
            f"_eval{args.limit_eval or 'all'}")
     out = workdir / tag
     cmd = [str(_python()), str(ROOT / "scripts/bench_peers_run.py"), PEERS[peer], "--data", str(data),
@@ -224,7 +232,7 @@ def run_peer(peer: str, tasks: int, args) -> dict:
     meta = json.loads((out / "meta.json").read_text())
     dev_score, test_score = score(out / "dev_pred.jsonl", dev), score(out / "test_pred.jsonl", test)
     versions = installed_versions()
-    return {"corpus": "conll", "peer": peer, "tasks": tasks, **stats, "steps": meta["steps"],
+    return {"corpus": corpus_name(teach), "teach": str(teach), "peer": peer, "tasks": tasks, **stats, "steps": meta["steps"],
             "max_steps": meta["max_steps"], "passes": round(meta["passes"], 2), "stopped": meta["stopped"],
             "max_minutes": args.max_minutes, "train_seconds": round(meta["train_seconds"], 1),
             "wall_seconds": round(wall, 1), "dev_f1": dev_score["f1"], "dev_f1_peer": meta["dev_f1_peer"],
@@ -248,10 +256,10 @@ def run_ours(tasks: int, args) -> int:
 
 def report(path: Path) -> str:
     rows = [json.loads(line) for line in path.open()] if path.exists() else []
-    lines = ["| peer | tasks | texts (no span) | steps | passes | stopped | train s | dev F1 | test P | test R | "
-             "test F1 | eval sentences |", "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| corpus | peer | tasks | texts (no span) | steps | passes | stopped | train s | dev F1 | test P | test R | "
+             "test F1 | eval sentences |", "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['peer']} | {r['tasks']} | {r['train_texts']} ({r['train_texts_no_span']}) | {r['steps']} | "
+        lines.append(f"| {r.get('corpus', 'conll')} | {r['peer']} | {r['tasks']} | {r['train_texts']} ({r['train_texts_no_span']}) | {r['steps']} | "
                      f"{r['passes']:.2f} | {r['stopped']} | {r['train_seconds']:.0f} | {r['dev_f1']:.3f} | "
                      f"{r['test_precision']:.3f} | {r['test_recall']:.3f} | {r['test_f1']:.3f} | "
                      f"{r['limit_eval'] or 'all'} |")
@@ -263,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--setup", action="store_true", help="create or check the peers' venv and print the versions")
     ap.add_argument("--peers", nargs="+", choices=list(PEERS), default=list(PEERS))
     ap.add_argument("--tasks", nargs="+", type=int, default=[2000], help="first N teach tasks (e.g. 2000 6000)")
+    ap.add_argument("--teach", default=str(TEACH), help="db-out answers to train on (default: the CoNLL teach fixture; "
+                    "e.g. a simulated loop's answers_uncertainty.jsonl); rows get corpus conll-<its folder>")
     ap.add_argument("--max-steps", type=int, default=None, help="cap on each peer's documented step budget (>= 10)")
     ap.add_argument("--max-minutes", type=float, default=None, help="wall-time cap on each peer's training")
     ap.add_argument("--limit-eval", type=int, default=None, help="only the first N dev and test sentences (smoke runs)")
@@ -282,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report:
         if args.max_steps is not None and args.max_steps < 10:
             ap.error("--max-steps must be at least 10: both peers' schedules divide by zero below it")
-        if not TEACH.exists():
+        if not Path(args.teach).exists():
             print(f"no data at {DATA}: the benchmark needs ../shared/data", file=sys.stderr)
             return 2
         if not _python().exists():
