@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -63,11 +64,11 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     if args.bf16 != "auto":
         options["bf16"] = args.bf16 == "on"
     for item in args.option:  # loop options (sparse_ner.loop.online.DEFAULTS), YAML values
-        import yaml
-
         key, _, value = item.partition("=")
         options[key] = yaml.safe_load(value)
-    online = OnlineTagger.from_config(LABELS, {"encoder": encoder, "entity_ratio": 0.15}, texts=texts,
+    encoder_options = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.encoder_option)}
+    tagger = {"encoder": encoder, "entity_ratio": 0.15, **({"encoder_options": encoder_options} if encoder_options else {})}
+    online = OnlineTagger.from_config(LABELS, tagger, texts=texts,
                                       patterns=patterns, **options)  # fmt: skip
     answers = (r for _, r in read_jsonl(DATA / "teach" / "conll2003_train_teach.jsonl"))
     warm = list(itertools.islice(answers, args.warmup))
@@ -101,7 +102,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
                  "ours_sent_per_cpu_s_median": round(len(stream) / statistics.median(ours_cpu), 1),
                  "x_spacy": round(spacy_cpu / statistics.median(ours_cpu), 2), "rounds": len(ours_cpu)}  # fmt: skip
     return {
-        "encoder": encoder, "options": {k: v for k, v in options.items() if k not in ("steps", "bf16")}, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
+        "encoder": encoder, "encoder_options": encoder_options, "options": {k: v for k, v in options.items() if k not in ("steps", "bf16")}, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
         "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
         "updates": len(ms), "score_sentences": len(stream), "score_sent_per_s": round(len(stream) / seconds, 1),
         "update_cpu_p50_ms": round(statistics.median(cpu_ms), 1), "update_cpu_p95_ms": round(percentile(cpu_ms, 0.95), 1),
@@ -153,6 +154,8 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=50, help="timed update() calls of 10 answers")
     p.add_argument("--option", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="OnlineTagger options, e.g. train_layers=4 encoder_lr=1e-4")
+    p.add_argument("--encoder-option", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="encoder options of the cold model (YAML values), e.g. kind=cnn for the small encoder")
     p.add_argument("--spacy", type=int, default=0, metavar="ROUNDS",
                    help="also time spaCy's default CNN NER on the same sentences, ROUNDS rounds alternating with ours")
     p.add_argument("--score-limit", type=int, default=None, help="test sentences to score (default: all)")
