@@ -13,7 +13,9 @@ from typing import Any
 # A transformer in the loop: its top TRANSFORMER_LAYERS layers train at TRANSFORMER_LR, and update()
 # replays TRANSFORMER_REPLAY earlier texts (fewer than the small encoder's 10, so that update() of
 # 4 layers stays within its latency budget; the idle steps replay the rest). Chosen on the CoNLL-2003
-# loop simulation (BENCHMARKS.md, "The loop with MiniLM-L6").
+# loop simulation (BENCHMARKS.md, "The loop with MiniLM-L6"). TRANSFORMER_LR repeats
+# sparse_ner.core.encoders.PRETRAINED_LR (offline training's default) so that this module stays free of
+# torch; tests/loop/test_learner.py checks that the two agree.
 TRANSFORMER_LR, TRANSFORMER_LAYERS, TRANSFORMER_REPLAY, SMALL_REPLAY = 1e-4, 4, 5, 10
 # A new transformer model in the loop gets a learned embedding of each word's capitalization shape of
 # this size beside its vectors (loop.online.cold_tagger; BENCHMARKS.md, "Capitalization shape beside MiniLM-L6")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from sparse_ner.core.tagger import Tagger
-from sparse_ner.loop.defaults import DEFAULTS, SMALL_REPLAY, TRANSFORMER_LR, TRANSFORMER_REPLAY
+from sparse_ner.loop.defaults import DEFAULTS, SMALL_REPLAY, TRANSFORMER_REPLAY
 from sparse_ner.loop.memory import AnswerMemory
 
 
@@ -48,11 +48,11 @@ def bf16_supported(device: torch.device, flags: Callable[[], set[str] | None] = 
 
 def make_optimizer(tagger: Tagger, lr: float, encoder_lr: float | None = None) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters: the encoder at ``encoder_lr`` (None: ``lr`` for the
-    small encoder, :data:`TRANSFORMER_LR` for a transformer), the rest at ``lr``; fused (faster steps on CPU)."""
-    from sparse_ner.core.encoders import SmallEncoder
+    small encoder, :data:`TRANSFORMER_LR` for a transformer: :func:`~sparse_ner.core.encoders.encoder_lr`),
+    the rest at ``lr``; fused (faster steps on CPU)."""
+    from sparse_ner.core.encoders import encoder_lr as default_encoder_lr
 
-    if encoder_lr is None:
-        encoder_lr = lr if isinstance(tagger.encoder, SmallEncoder) else TRANSFORMER_LR
+    encoder_lr = default_encoder_lr(tagger.encoder, lr, encoder_lr)
     enc_params = [p for p in tagger.encoder.parameters() if p.requires_grad]
     enc_ids = {id(p) for p in enc_params}
     head = [p for p in tagger.parameters() if p.requires_grad and id(p) not in enc_ids]

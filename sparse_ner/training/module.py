@@ -13,6 +13,7 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 import torch
 
+from sparse_ner.core.encoders import encoder_lr as resolve_encoder_lr
 from sparse_ner.core.tagger import TaggerConfig
 from sparse_ner.core.metrics import EntityF1
 from sparse_ner.core.tagger import Tagger
@@ -45,7 +46,8 @@ class TaggerModule(pl.LightningModule):
         reject_prior: how much likelier a rejected span is no entity at all than an entity of another
             label, in [0, 1) (0: rejects only rule out their own label; see ``Tagger``).
         lr: learning rate of the head and the CRF (and of the encoder when ``encoder_lr`` is not set).
-        encoder_lr: learning rate of the encoder (e.g. ``3e-5`` for a transformer).
+        encoder_lr: learning rate of the encoder; ``None``: ``lr`` for the small encoder, 1e-4 for a
+            pretrained transformer (:data:`~sparse_ner.core.encoders.PRETRAINED_LR`).
         weight_decay: AdamW weight decay (not applied to biases and norms).
         warmup: share of the training steps with a linear learning-rate warm-up.
         decay: decay the learning rate linearly to 0 at the last step (else keep it constant).
@@ -170,8 +172,9 @@ class TaggerModule(pl.LightningModule):
         for name, param in self.tagger.named_parameters():
             if param.requires_grad:
                 groups.setdefault((name.startswith("encoder."), no_decay(name)), []).append(param)
+        enc_lr = resolve_encoder_lr(self.tagger.encoder, hp.lr, hp.encoder_lr)
         param_groups = [
-            {"params": params, "lr": (hp.encoder_lr or hp.lr) if is_enc else hp.lr,
+            {"params": params, "lr": enc_lr if is_enc else hp.lr,
              "weight_decay": 0.0 if nd else hp.weight_decay}  # fmt: skip
             for (is_enc, nd), params in groups.items()
         ]

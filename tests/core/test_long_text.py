@@ -25,24 +25,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
-def bert_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BERT (64 positions) with a WordPiece tokenizer over a small vocabulary."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    words = [f"w{i}" for i in range(60)] + ["paris", "anna", "."]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "##x", "##y"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=MAX_POSITIONS)  # fmt: skip
-    BertModel(config).eval().save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def tagger(bert_folder: Path):
     from sparse_ner.core.encoders import TransformerEncoder
     from sparse_ner.core.tagger import Tagger

@@ -20,17 +20,32 @@ from .vocab import Vocab
 
 __all__ = [
     "Encoder",
+    "PRETRAINED_LR",
     "SmallEncoder",
     "TransformerEncoder",
     "Vocab",
     "build_encoder",
     "default_encoder",
     "default_minilm_path",
+    "encoder_lr",
     "load_encoder",
     "pad_ids",
 ]
 
 _KINDS: dict[str, type[Encoder]] = {c.kind: c for c in (SmallEncoder, TransformerEncoder)}
+
+# The learning rate of a pretrained (transformer) encoder when none is given, offline and in the loop;
+# the small encoder, trained from scratch, takes the head's. Measured with MiniLM-L6 on CoNLL-2003
+# (BENCHMARKS.md: "The loop's learning rates offline", "The loop with MiniLM-L6").
+PRETRAINED_LR = 1e-4
+
+
+def encoder_lr(encoder: Encoder, lr: float, given: float | None = None) -> float:
+    """The encoder's learning rate: ``given`` if set, else ``lr`` for the small encoder (trained from
+    scratch) and :data:`PRETRAINED_LR` for a pretrained one (the head's rate would undo its pretraining)."""
+    if given is not None:
+        return given
+    return lr if isinstance(encoder, SmallEncoder) else PRETRAINED_LR
 
 
 def default_minilm_path() -> Path | None:
