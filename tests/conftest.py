@@ -1,5 +1,6 @@
 """Shared test fixtures."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,17 @@ def bert_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         intermediate_size=32, max_position_embeddings=64)  # fmt: skip
     BertModel(config).eval().save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Import ``scripts/NAME.py`` (not a package) as a module: ``load_script("bench_binary")``."""
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

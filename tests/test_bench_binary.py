@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_binary.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_binary", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def value(cmd: list[str], flag: str) -> str:
     assert cmd.count(flag) == 1, (flag, cmd)
     return cmd[cmd.index(flag) + 1]
 
 
-def test_rows_train_on_the_corpus_answers_or_the_teach_file(tmp_path):
-    bench = load_script()
+def test_rows_train_on_the_corpus_answers_or_the_teach_file(tmp_path, load_script):
+    bench = load_script("bench_binary")
     args = argparse.Namespace(workdir=str(tmp_path), max_epochs=3)
     cmd, _ = bench.row_command("conll", 2000, "crf-minilm-shape", args)
     assert value(cmd, "--data.train") == str(bench.CORPORA["conll"]["teach"]) and value(cmd, "--data.max_tasks") == "2000"

@@ -3,22 +3,10 @@ map to words as documented (the peers themselves run in their own venv, not here
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import srsly
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_peers.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_peers", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def task(text: str, span: tuple[int, int, int, int, str], answer: str, input_hash: int) -> dict:
     words, pos, tokens = text.split(), 0, []
@@ -30,8 +18,8 @@ def task(text: str, span: tuple[int, int, int, int, str], answer: str, input_has
             "_view_id": "ner", "spans": [{"start": start, "end": end, "token_start": ts, "token_end": te, "label": label}]}
 
 
-def test_prepare_reads_the_teach_file_keeping_accepts_only(tmp_path):
-    bench = load_script()
+def test_prepare_reads_the_teach_file_keeping_accepts_only(tmp_path, load_script):
+    bench = load_script("bench_peers")
     if not (bench.DEV.exists() and bench.TEST.exists()):
         pytest.skip(f"no CoNLL-2003 dev/test at {bench.DEV.parent} (../shared/data is absent)")
     teach = tmp_path / "u_seed3" / "answers_uncertainty.jsonl"
@@ -51,8 +39,8 @@ def test_prepare_reads_the_teach_file_keeping_accepts_only(tmp_path):
     assert len(dev) == len(test) == 5
 
 
-def test_word_spans_widen_to_whole_words_and_drop_overlaps():
-    bench = load_script()
+def test_word_spans_widen_to_whole_words_and_drop_overlaps(load_script):
+    bench = load_script("bench_peers")
 
     class T:
         def __init__(self, start, end):
