@@ -295,6 +295,15 @@ def test_transformer_save_load_and_config(minilm: TransformerEncoder, tmp_path) 
         TransformerEncoder(MINILM, window=10_000)
 
 
+def test_transformer_default_stride_fits_the_window(minilm: TransformerEncoder, bert_folder) -> None:
+    assert (minilm.window, minilm.stride) == (510, 128)
+    assert windowed(minilm, window=64).stride == 32
+    small = TransformerEncoder(bert_folder)  # 64 positions: a 62-subword window
+    assert (small.window, small.stride) == (62, 31)
+    with pytest.raises(ValueError, match="stride"):
+        TransformerEncoder(bert_folder, stride=128)
+
+
 def test_transformer_train_layers_fine_tunes_only_the_top(minilm: TransformerEncoder) -> None:
     enc = TransformerEncoder(MINILM, train_layers=1)
     layers = list(enc.layers())

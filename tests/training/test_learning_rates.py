@@ -32,7 +32,7 @@ def test_the_loop_and_offline_training_share_the_pretrained_rate():
 
 @pytest.mark.parametrize("given", [None, 3e-5])
 def test_a_pretrained_encoder_does_not_take_the_heads_rate(bert_folder, given):
-    module = TaggerModule(encoder=str(bert_folder), encoder_options={"stride": 16}, lr=2e-3, encoder_lr=given, entity_ratio=None)
+    module = TaggerModule(encoder=str(bert_folder), lr=2e-3, encoder_lr=given, entity_ratio=None)
     module.build(["LOC", "PER"], WORDS)
     expected = PRETRAINED_LR if given is None else given
     assert group_lrs(module) == ({expected}, {2e-3})

@@ -36,6 +36,9 @@ _HUGE = 10**8  # tokenizers without a limit report ``model_max_length`` around 1
 PADDING_SLACK = 1.25  # padded / real subwords allowed in one forward pass (length_groups)
 
 
+DEFAULT_STRIDE = 128  # subwords of overlap between windows, at most half a window
+
+
 def subword_limit(model_config: Any, tokenizer: Any) -> int:
     """The most tokens (special tokens included) one forward pass of the encoder accepts."""
     limit = getattr(model_config, "max_position_embeddings", None) or _HUGE
@@ -117,7 +120,8 @@ class TransformerEncoder(Encoder):
     pooling), ``subword_mask (B, T, S)`` and ``word_mask (B, T)``.
 
     ``window`` defaults to the encoder's limit minus the special tokens; ``stride`` is the overlap
-    between consecutive windows; the windows of a batch run in groups of similar length, each trimmed
+    between consecutive windows (default ``min(128, window // 2)``, so a model with few positions
+    works without it); the windows of a batch run in groups of similar length, each trimmed
     to its longest (:func:`length_groups`), and ``window_batch_size`` caps how many windows one forward
     pass runs (``None``: no cap); ``freeze`` turns off gradients for the transformer; ``train_layers``
     fine-tunes only its top N layers (embeddings and lower layers frozen, so backward stops early:
@@ -134,7 +138,7 @@ class TransformerEncoder(Encoder):
         *,
         pooling: Literal["first", "mean"] = "first",
         window: int | None = None,
-        stride: int = 128,
+        stride: int | None = None,
         window_batch_size: int | None = None,
         freeze: bool = False,
         train_layers: int | None = None,
@@ -155,6 +159,7 @@ class TransformerEncoder(Encoder):
         window = max_window if window is None else window
         if not 1 <= window <= max_window:
             raise ValueError(f"window must be in [1, {max_window}] subwords, got {window}")
+        stride = min(DEFAULT_STRIDE, window // 2) if stride is None else stride
         if not 0 <= stride < window:
             raise ValueError(f"stride (overlap) must be in [0, window={window}), got {stride}")
         self.pooling, self.window, self.stride = pooling, window, stride
