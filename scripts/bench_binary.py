@@ -193,34 +193,39 @@ def load_results(path: Path) -> list[dict]:
 # The picture: per corpus, one panel per question, few series each, every series its own colour, marker
 # and line style (dashed, hollow markers: a gold ceiling).
 # panel title -> rows of binary.jsonl (or a method peer of peers.jsonl); the first panel is the comparison
-# the benchmark is for (ours vs spaCy as Prodigy trains it), the second ours vs the method peers, the
-# last two the ablations.
+# the benchmark is for (ours vs spaCy as Prodigy trains it), the second ours vs the method peers (on the
+# fixture or on a loop's answers), the others the ablations. A panel is drawn for a corpus only where two
+# or more of its rows have results there; a row keeps its colour and marker everywhere, its gold ceiling
+# the same colour, dashed, with open markers; no two rows of one panel share a colour.
 PANELS: dict[str, list[str]] = {
     "ours vs spaCy binary (Prodigy)": ["crf-small", "crf-small-reject-prior", "spacy-binary", "crf-small-gold",
                                        "spacy-gold"],
-    "MiniLM-L6: ours vs method peers (accepts only)": ["crf-minilm", "crf-minilm-no-rejects",
-                                                       "crf-minilm-shape-no-rejects", "spacy-partial-tagger",
-                                                       "pytorch-partial-tagger", "crf-minilm-gold"],
+    "MiniLM-L6: ours vs method peers": ["crf-minilm-shape-looplr", "crf-minilm-shape-looplr-no-rejects",
+                                        "crf-minilm-shape-no-rejects", "spacy-partial-tagger",
+                                        "pytorch-partial-tagger", "crf-minilm-shape-looplr-gold"],
     "what the loss needs (small encoder)": ["crf-small", "crf-small-no-rejects", "crf-small-no-eer", "crf-small-as-o",
                                             "spacy-as-o"],
-    "variants": ["softmax-small", "crf-small-factored", "crf-small-eer-tight", "crf-small-reject-prior-0.8",
-                 "crf-minilm-shape", "crf-minilm-reject-prior", "crf-minilm-shape-gold"],
-    "MiniLM-L6: learning rates (offline vs the loop's)": ["crf-minilm-shape", "crf-minilm-shape-gold",
-                                                          "crf-minilm-shape-looplr", "crf-minilm-shape-looplr-gold"],
+    "small encoder variants": ["crf-small", "softmax-small", "crf-small-factored", "crf-small-eer-tight",
+                               "crf-small-reject-prior-0.8"],
+    "MiniLM-L6: training (6 epochs; + shape, early stopping; loop's rates)": [
+        "crf-minilm", "crf-minilm-gold", "crf-minilm-shape", "crf-minilm-shape-gold", "crf-minilm-shape-looplr",
+        "crf-minilm-shape-looplr-gold"],
+    "MiniLM-L6 variants": ["crf-minilm", "crf-minilm-no-rejects", "crf-minilm-reject-prior",
+                           "crf-minilm-shape-looplr", "crf-minilm-shape-looplr-eer-tight"],
 }
 STYLE: dict[str, tuple[str, str]] = {  # row -> (colour, marker); line style from the row (gold: dashed)
     "crf-small": ("tab:blue", "o"), "crf-small-reject-prior": ("tab:cyan", "D"), "spacy-binary": ("tab:red", "s"),
     "crf-small-gold": ("tab:blue", "o"), "spacy-gold": ("tab:red", "s"), "crf-minilm": ("tab:purple", "o"),
     "crf-minilm-no-rejects": ("tab:pink", "v"), "spacy-partial-tagger": ("tab:orange", "s"),
-    "pytorch-partial-tagger": ("tab:olive", "^"), "crf-minilm-gold": ("tab:purple", "o"),
+    "pytorch-partial-tagger": ("tab:brown", "^"), "crf-minilm-gold": ("tab:purple", "o"),
     "crf-small-no-rejects": ("tab:green", "v"), "crf-small-no-eer": ("tab:brown", "^"),
     "crf-small-as-o": ("tab:gray", "x"), "spacy-as-o": ("tab:red", "x"), "softmax-small": ("tab:green", "D"),
     "crf-small-factored": ("tab:brown", "v"), "crf-small-eer-tight": ("tab:gray", "^"),
-    "crf-small-reject-prior-0.8": ("tab:cyan", "P"), "crf-minilm-shape": ("tab:purple", "*"),
-    "crf-minilm-reject-prior": ("tab:pink", "D"), "crf-minilm-shape-gold": ("tab:purple", "*"),
-    "crf-minilm-shape-no-rejects": ("tab:cyan", "*"), "crf-minilm-shape-looplr": ("tab:olive", "*"),
-    "crf-minilm-shape-looplr-no-rejects": ("tab:green", "*"),
-    "crf-minilm-shape-looplr-gold": ("tab:olive", "*"),
+    "crf-small-reject-prior-0.8": ("tab:cyan", "P"), "crf-minilm-shape": ("tab:blue", "*"),
+    "crf-minilm-reject-prior": ("tab:cyan", "D"), "crf-minilm-shape-gold": ("tab:blue", "*"),
+    "crf-minilm-shape-no-rejects": ("tab:cyan", "P"), "crf-minilm-shape-looplr": ("tab:olive", "*"),
+    "crf-minilm-shape-looplr-no-rejects": ("tab:green", "v"), "crf-minilm-shape-looplr-gold": ("tab:olive", "*"),
+    "crf-minilm-shape-looplr-eer-tight": ("tab:gray", "^"),
 }
 ALL_TASKS = {"conll": 18540, "resume": 5170}  # x position of the budget "all"
 
@@ -233,6 +238,18 @@ def load_peers(path: Path) -> list[dict]:
             for r in srsly.read_jsonl(path) if r.get("limit_eval") is None]
 
 
+def panel_grid(points: dict[tuple[str, str], dict[int, float]]) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """Per corpus (sorted), the :data:`PANELS` with two or more rows that have points there, each with
+    those rows; corpora without such a panel are left out."""
+    grid = []
+    for corpus in sorted({corpus for corpus, _ in points}):
+        panels = [(title, [row for row in rows if (corpus, row) in points]) for title, rows in PANELS.items()]
+        panels = [(title, rows) for title, rows in panels if len(rows) >= 2]
+        if panels:
+            grid.append((corpus, panels))
+    return grid
+
+
 def plot(results: list[dict], peers: list[dict], png: Path) -> None:
     """Test F1 against the number of teach tasks, one row of :data:`PANELS` per corpus."""
     import matplotlib
@@ -241,19 +258,20 @@ def plot(results: list[dict], peers: list[dict], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     points: dict[tuple[str, str], dict[int, float]] = {}
-    for r in results + peers:  # a later row of the same (corpus, budget, row) wins
+    corpora = sorted({r["corpus"] for r in results})  # the peers only where this file has rows
+    for r in results + [p for p in peers if p["corpus"] in corpora]:  # a later row of the same point wins
         n = ALL_TASKS.get(r["corpus"], 0) if r["budget"] == "all" else int(r["budget"])
         points.setdefault((r["corpus"], r["row"]), {})[n] = r["f1"]
-    corpora = sorted({corpus for corpus, _ in points})
-    fig, axes = plt.subplots(len(corpora), len(PANELS), figsize=(5.2 * len(PANELS), 4.2 * len(corpora)),
-                             squeeze=False)  # fmt: skip
-    for i, corpus in enumerate(corpora):
-        for j, (title, rows) in enumerate(PANELS.items()):
-            ax = axes[i][j]
-            series = [(row, sorted(points[corpus, row].items())) for row in rows if (corpus, row) in points]
-            if len(series) < 2:  # nothing to compare
-                ax.axis("off")
-                continue
+    grid = panel_grid(points)
+    if not grid:
+        return
+    width = max(len(panels) for _, panels in grid)
+    fig, axes = plt.subplots(len(grid), width, figsize=(5.2 * width, 4.2 * len(grid)), squeeze=False)
+    for i, (corpus, panels) in enumerate(grid):
+        for ax in axes[i][len(panels):]:
+            ax.axis("off")
+        for ax, (title, rows) in zip(axes[i], panels):
+            series = [(row, sorted(points[corpus, row].items())) for row in rows]
             for row, pts in series:
                 color, marker = STYLE[row]
                 gold = row.endswith("gold")

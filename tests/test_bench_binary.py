@@ -25,3 +25,23 @@ def test_rows_train_on_the_corpus_answers_or_the_teach_file(tmp_path, load_scrip
     cmd, _ = bench.row_command(name, None, "crf-small", args)  # budget "all": every answer
     assert value(cmd, "--data.train") == str(answers.resolve()) and "--data.max_tasks" not in cmd
     assert value(cmd, "--run_name") == "conll-u_seed0_all_crf-small"
+
+
+def test_each_panel_tells_its_rows_apart_and_drops_what_has_nothing_to_compare(load_script):
+    bench = load_script("bench_binary")
+    peers = {"spacy-partial-tagger", "pytorch-partial-tagger"}
+    for title, rows in bench.PANELS.items():
+        assert set(rows) <= set(bench.ROWS) | peers, title
+        own = {}  # colour -> the row it belongs to (a gold ceiling counts as its own row's)
+        for row in rows:
+            colour, _ = bench.STYLE[row]
+            base = row.removesuffix("-gold").removesuffix("-binary")  # spacy-gold: the ceiling of spacy-binary
+            assert own.setdefault(colour, base) == base, (title, row, own[colour])
+    points = {("conll", "crf-small"): {1000: 0.5}, ("conll", "spacy-binary"): {1000: 0.2},
+              ("conll-u_seed0", "crf-minilm-shape-looplr"): {1000: 0.75},
+              ("conll-u_seed0", "pytorch-partial-tagger"): {1000: 0.64}, ("wnut", "crf-small"): {1000: 0.3}}
+    grid = dict(bench.panel_grid(points))
+    assert set(grid) == {"conll", "conll-u_seed0"}  # wnut: one row, nothing to compare
+    assert grid["conll"] == [("ours vs spaCy binary (Prodigy)", ["crf-small", "spacy-binary"])]
+    assert grid["conll-u_seed0"] == [("MiniLM-L6: ours vs method peers", ["crf-minilm-shape-looplr",
+                                                                          "pytorch-partial-tagger"])]
