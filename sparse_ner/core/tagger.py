@@ -30,7 +30,8 @@ from sparse_ner.tags import Scheme, TokenSpan, decode_tags, labels_of, split_tag
 
 
 SCHEMES = ("bio", "bioes")
-HEAD_OPTIONS = ("dropout", "transitions", "entity_ratio", "ratio_margin", "ratio_weight", "factored", "reject_prior")
+HEAD_OPTIONS = ("dropout", "transitions", "entity_ratio", "ratio_margin", "ratio_weight", "factored", "reject_prior",
+                "o_bias")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class TaggerConfig:
         factored: add shared entity-ness and per-label scores to the emissions (see ``Tagger``).
         reject_prior: how much likelier a rejected span is no entity at all than an entity of another
             label, in [0, 1) (0: rejects only rule out their own label; see ``Tagger``).
+        o_bias: added to the score of ``O`` at every word when predicting (not in training): a prior
+            shift towards fewer entities (``"auto"``: tuned on the dev set after training by
+            :mod:`sparse_ner.training.o_bias`; a tagger built before that has 0).
     """
 
     encoder: str = "small"
@@ -64,6 +68,7 @@ class TaggerConfig:
     ratio_weight: float = 1.0
     factored: bool = False
     reject_prior: float = 0.0
+    o_bias: float | Literal["auto"] = 0.0
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -95,7 +100,10 @@ class TaggerConfig:
 
     def head_options(self) -> dict[str, Any]:
         """The keyword options of :class:`~sparse_ner.core.tagger.Tagger` besides its scheme."""
-        return {name: getattr(self, name) for name in HEAD_OPTIONS}
+        options = {name: getattr(self, name) for name in HEAD_OPTIONS}
+        if options["o_bias"] == "auto":  # tuned after training; until then none
+            options["o_bias"] = 0.0
+        return options
 
     def as_dict(self) -> dict[str, Any]:
         """Every option (JSON- and YAML-safe)."""
@@ -189,6 +197,12 @@ class Tagger(nn.Module):
     linear layer, but a reject of ``Friday`` as ``LOC`` now pushes down the entity-ness of
     ``Friday`` for every label instead of only moving its mass to the other labels (binary answers
     never say that a token is ``O``; without this a word rejected as three labels gets the fourth).
+
+    ``o_bias`` is added to the score of ``O`` at every word whenever the tagger is not training
+    (predictions, span probabilities, marginals): a prior shift towards fewer entities. Binary answers
+    say little about the words nobody asked about, and a model trained on them tags more of those than
+    one trained on complete annotation; training tunes the shift on the dev set
+    (:mod:`sparse_ner.training.o_bias`). It is a plain attribute: set it to change predictions.
     """
 
     def __init__(
@@ -203,6 +217,7 @@ class Tagger(nn.Module):
         ratio_weight: float = _DEFAULT.ratio_weight,
         factored: bool = _DEFAULT.factored,
         reject_prior: float = _DEFAULT.reject_prior,
+        o_bias: float = 0.0,
     ) -> None:
         super().__init__()
         self.labels = list(labels)
@@ -227,6 +242,9 @@ class Tagger(nn.Module):
         self.entity_ratio = entity_ratio
         self.ratio_margin = ratio_margin
         self.ratio_weight = ratio_weight
+        self.o_bias = float(o_bias)
+        self.register_buffer("is_o", torch.tensor([tag == "O" for tag in self.tags], dtype=torch.float32),
+                             persistent=False)  # (K,)  # fmt: skip
         self.options = {"dropout": dropout, "transitions": transitions, "entity_ratio": entity_ratio,
                         "ratio_margin": ratio_margin, "ratio_weight": ratio_weight, "factored": factored,
                         "reject_prior": reject_prior}  # fmt: skip
@@ -236,7 +254,10 @@ class Tagger(nn.Module):
         scores = self.emit(hidden)  # (B, T, K)
         if self.factored:
             scores = scores + self.factor(hidden) @ self.spread  # (B, T, 1 + L) @ (1 + L, K)
-        return scores.float()  # the CRF always runs in float32, also under bfloat16 autocast
+        scores = scores.float()  # the CRF always runs in float32, also under bfloat16 autocast
+        if self.o_bias and not self.training:
+            scores = scores + self.o_bias * self.is_o  # (B, T, K) + (K,)
+        return scores
 
     def loss(self, batch: dict) -> torch.Tensor:
         """Mean partial-label NLL of the batch (plus the entity-ratio penalty when configured)."""
@@ -339,7 +360,7 @@ class Tagger(nn.Module):
     @property
     def config(self) -> dict:
         """What :func:`sparse_ner.core.export.load` needs to rebuild this module (besides the encoder)."""
-        return {"labels": self.labels, "tags": self.tags, "scheme": self.scheme, **self.options}
+        return {"labels": self.labels, "tags": self.tags, "scheme": self.scheme, **self.options, "o_bias": self.o_bias}
 
     @classmethod
     def from_config(cls, encoder: nn.Module, config: dict) -> "Tagger":

@@ -45,6 +45,9 @@ class TaggerModule(pl.LightningModule):
         factored: add shared entity-ness and per-label scores to the emissions (see ``Tagger``).
         reject_prior: how much likelier a rejected span is no entity at all than an entity of another
             label, in [0, 1) (0: rejects only rule out their own label; see ``Tagger``).
+        o_bias: added to the score of ``O`` when predicting (a prior shift towards fewer entities);
+            ``"auto"``, the default for training: 0 while training, then the value with the best dev F1
+            (:mod:`sparse_ner.training.o_bias`), kept in the exported model.
         lr: learning rate of the head and the CRF (and of the encoder when ``encoder_lr`` is not set).
         encoder_lr: learning rate of the encoder; ``None``: ``lr`` for the small encoder, 1e-4 for a
             pretrained transformer (:data:`~sparse_ner.core.encoders.PRETRAINED_LR`).
@@ -66,6 +69,7 @@ class TaggerModule(pl.LightningModule):
         ratio_weight: float = _DEFAULT.ratio_weight,
         factored: bool = _DEFAULT.factored,
         reject_prior: float = _DEFAULT.reject_prior,
+        o_bias: float | Literal["auto"] = "auto",  # tuned on dev after training (TaggerConfig: 0)
         lr: float = 1e-3,
         encoder_lr: float | None = None,
         weight_decay: float = 0.01,

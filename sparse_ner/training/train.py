@@ -328,8 +328,9 @@ def _cli(args: Any, prog: str = PROG, exit_on_error: bool = True) -> TaggerCLI:
 
 
 def run(cli: TaggerCLI) -> FitResult:
-    """Fit the built ``cli`` (resuming from ``--ckpt_path``), reload the best checkpoint, evaluate on
-    dev and test, export, and point ``runs/<run_name>/latest`` at the exported model."""
+    """Fit the built ``cli`` (resuming from ``--ckpt_path``), reload the best checkpoint, tune its ``O``
+    bias on dev (``--model.o_bias auto``, :mod:`sparse_ner.training.o_bias`), evaluate on dev and test,
+    export, and point ``runs/<run_name>/latest`` at the exported model."""
     from sparse_ner.training.checkpoint import check_output_folder, link_latest, write_folder
 
     trainer, module, data = cli.trainer, cli.model, cli.datamodule
@@ -342,6 +343,12 @@ def run(cli: TaggerCLI) -> FitResult:
     if best:  # reload the best weights into the built module (its vocabulary is in the encoder)
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
+    if module.hparams.get("o_bias") == "auto" and data.dev_examples:  # the prediction-time O bias, on dev
+        from sparse_ner.training.o_bias import describe, tune_o_bias
+
+        best_bias, scores = tune_o_bias(module.tagger, data.val_dataloader())
+        if trainer.is_global_zero:
+            print(f"[model] {describe(best_bias, scores)}", flush=True)
     evaluations = []
     held_out = f"{data.train_path} (the held-out answers: eval_split)"
     for split, path in (("dev", data.dev_path or held_out), ("test", data.test_path)):

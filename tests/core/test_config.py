@@ -41,7 +41,9 @@ def test_the_training_module_declares_the_tagger_options_of_the_config():
         "a new TaggerModule option: a tagger option belongs in TaggerConfig, else add it here"
     )
     # training measures the entity ratio on its data by default; a bare tagger (the loop) has it off
-    assert declared(TaggerModule.__init__, TaggerConfig.names()) == {**fields(), "entity_ratio": (fields()["entity_ratio"][0], "auto")}
+    # and tunes the O bias on dev after training
+    assert declared(TaggerModule.__init__, TaggerConfig.names()) == {**fields(), "entity_ratio": (fields()["entity_ratio"][0], "auto"),
+                                                                     "o_bias": (fields()["o_bias"][0], "auto")}
 
 
 def test_the_tagger_declares_the_head_options_of_the_config():
@@ -51,15 +53,17 @@ def test_the_tagger_declares_the_head_options_of_the_config():
     assert tagger_options == set(head)
     expected = {k: v for k, v in fields().items() if k in head}
     expected["entity_ratio"] = (float | None, None)  # a tagger takes a number: "auto" is resolved before
+    expected["o_bias"] = (float, 0.0)
     assert declared(Tagger.__init__, head) == expected
 
 
 def test_the_module_builds_its_tagger_from_its_hyperparameters():
     module = TaggerModule(encoder_options=SMALL, dropout=0.0, factored=True, reject_prior=0.3, lr=0.1)
     assert module.tagger_config == TaggerConfig(encoder_options=SMALL, dropout=0.0, factored=True, reject_prior=0.3,
-                                                entity_ratio="auto")
+                                                entity_ratio="auto", o_bias="auto")
     tagger = module.build(["LOC", "PER"], WORDS)
     assert tagger.factored and tagger.reject_prior == 0.3 and tagger.options["dropout"] == 0.0
+    assert tagger.o_bias == 0.0  # "auto": none until training tunes it
 
 
 def test_parse_checks_the_keys():

@@ -170,6 +170,30 @@ def test_viterbi_scores_match_enumeration(labels, scheme, transitions):
 
 @pytest.mark.parametrize("labels,scheme", CASES)
 @pytest.mark.parametrize("transitions", [True, False])
+def test_an_o_bias_reweights_each_sequence_by_exp_bias_per_o_word(labels, scheme, transitions):
+    """``Tagger.o_bias``: ``b`` added to the emission of ``O`` gives the distribution over sequences
+    reweighted by ``exp(b * #O)``: its Viterbi path and marginals against enumeration of the unbiased scores."""
+    crf = make_crf(labels, scheme, transitions, seed=5)
+    lengths = [4, 2] if len(crf.tags) > 5 else [5, 3]
+    emissions, mask = ragged(crf, lengths, seed=5)
+    is_o = torch.tensor([tag == "O" for tag in crf.tags], dtype=torch.float64)  # (K,)
+    for bias in (-1.0, 1.5, 4.0):
+        biased = emissions + bias * is_o
+        paths, _ = crf.decode(biased, mask)
+        got = crf.marginals(biased, mask)
+        for b, n in enumerate(lengths):
+            weighted = [(path, s + bias * sum(tag == "O" for tag in tags)) for tags, path, s in ref_paths(crf, emissions[b], n)]
+            assert paths[b] == list(max(weighted, key=lambda x: x[1])[0])
+            log_z = logsumexp([s for _, s in weighted])
+            want = torch.zeros(n, crf.num_tags, dtype=torch.float64)
+            for path, s in weighted:
+                for t, k in enumerate(path):
+                    want[t, k] += math.exp(s - log_z)
+            torch.testing.assert_close(got[b, :n], want, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("labels,scheme", CASES)
+@pytest.mark.parametrize("transitions", [True, False])
 def test_marginals_match_enumeration(labels, scheme, transitions):
     crf = make_crf(labels, scheme, transitions, seed=1)
     lengths = [3, 4, 1] if len(crf.tags) > 5 else [5, 2]

@@ -31,6 +31,9 @@ def test_train_exports_a_model_that_reloads_identically(trained: dict[str, Path]
 
     model = trained["model"]
     assert {"tagger.json", "config.yaml"} <= {p.name for p in model.iterdir()}
+    from sparse_ner.training.o_bias import GRID
+
+    assert json.loads((model / "tagger.json").read_text())["o_bias"] in GRID  # tuned on dev (o_bias: auto)
     tagger = sparse_ner.load(model)
     again = sparse_ner.load(model)
     examples = read_any(trained["test"], gold=True)

@@ -1,0 +1,88 @@
+"""The prediction-time O bias: where the tagger applies it, that it is saved, and how training tunes it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sparse_ner.core.export import export, load
+from sparse_ner.core.tagger import TaggerConfig
+from sparse_ner.data.columns import make_example
+from sparse_ner.training.o_bias import GRID, DevBatch, f1_at, tune_o_bias
+
+SMALL = {"min_count": 1, "hidden": 8, "word_dim": 4, "char_dim": 4, "char_out": 4, "shape_dim": 4}
+WORDS = [["Anna", "lives", "in", "Rome"], ["Bob", "left", "Paris", "today"]]
+
+
+def tiny_tagger(**options):
+    torch.manual_seed(0)
+    return TaggerConfig(encoder_options=SMALL, **options).build(["LOC", "PER"], WORDS)
+
+
+def test_the_bias_moves_only_o_and_only_when_predicting(tmp_path):
+    tagger = tiny_tagger()
+    batch = tagger.make_batch([make_example(w, ["O"] * len(w)) for w in WORDS])
+    tagger.eval()
+    plain = tagger.emissions(batch["inputs"])  # (B, T, K)
+    tagger.o_bias = 2.5
+    shifted = tagger.emissions(batch["inputs"])
+    assert tagger.tags[0] == "O"
+    torch.testing.assert_close(shifted[..., 0], plain[..., 0] + 2.5)
+    torch.testing.assert_close(shifted[..., 1:], plain[..., 1:])
+    tagger.train()
+    torch.manual_seed(1)
+    a = tagger.emissions(batch["inputs"])
+    tagger.o_bias = 0.0
+    torch.manual_seed(1)  # the same dropout masks
+    torch.testing.assert_close(tagger.emissions(batch["inputs"]), a)  # training never sees the bias
+    # a large bias predicts no entity at all; the bias is saved with the model
+    tagger.o_bias = 50.0
+    examples = [make_example(w, ["O"] * len(w)) for w in WORDS]
+    assert tagger.tag(examples) == [[], []]
+    export(tagger, tmp_path / "m")
+    again = load(tmp_path / "m")
+    assert again.o_bias == 50.0 and again.tag(examples) == [[], []]
+
+
+def dev_batch(scores: list[list[float]], gold: list[tuple[int, int, str]]) -> tuple:
+    """One sentence whose emission rows are ``scores`` (tags O, B-LOC, I-LOC, B-PER, I-PER)."""
+    emissions = torch.tensor([scores], dtype=torch.float32)  # (1, T, K)
+    return DevBatch(emissions, torch.ones(1, len(scores), dtype=torch.bool), [gold], [[]], [True])
+
+
+def test_tuning_picks_the_bias_with_the_best_dev_f1_nearest_zero(monkeypatch):
+    from sparse_ner.training import o_bias
+
+    tagger = tiny_tagger(transitions=False)  # a softmax head: each word decoded on its own
+    low = -9.0
+    # word 0 is a LOC the model is sure of (3 over O), word 1 a false LOC it is less sure of (0.8 over O),
+    # word 2 a PER at 1.2 over O that the gold also has
+    dev = [dev_batch([[0, 3, low, low, low], [0, 0.8, low, low, low], [0, low, low, 1.2, low]],
+                     [(0, 0, "LOC"), (2, 2, "PER")])]
+    assert f1_at(tagger, dev, 0.0)["precision"] == pytest.approx(2 / 3)
+    assert f1_at(tagger, dev, 0.5)["precision"] == pytest.approx(2 / 3)
+    assert f1_at(tagger, dev, 1.0) == pytest.approx({"precision": 1.0, "recall": 1.0, "f1": 1.0})
+    assert f1_at(tagger, dev, 1.5)["recall"] == pytest.approx(0.5)  # the PER is lost
+    monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: dev)  # these emissions, not an encoder's
+    best, scores = tune_o_bias(tagger, [])
+    assert best == 1.0 and tagger.o_bias == 1.0 and scores[1.0]["f1"] == 1.0 and set(scores) == set(GRID)
+    # a dev set where no bias helps keeps 0 (the F1 is the same at -1 ... 2: the tie goes to 0)
+    fair = [dev_batch([[0, 3, low, low, low], [2, 0, low, low, low]], [(0, 0, "LOC")])]
+    monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: fair)
+    assert tune_o_bias(tagger, [])[0] == 0.0
+
+
+def test_collect_runs_the_encoder_without_the_bias_and_restores_it():
+    from sparse_ner.training.o_bias import collect
+
+    tagger = tiny_tagger()
+    examples = [make_example(w, ["B-PER", "O", "O", "B-LOC"]) for w in WORDS]
+    batch = tagger.make_batch(examples)
+    tagger.o_bias = 3.0
+    tagger.train()
+    (got,) = collect(tagger, [batch])
+    assert tagger.o_bias == 3.0 and tagger.training  # restored
+    tagger.eval()
+    tagger.o_bias = 0.0
+    torch.testing.assert_close(got.emissions, tagger.emissions(batch["inputs"]))
+    assert got.gold == batch["gold"] and got.complete == batch["complete"]
