@@ -172,16 +172,18 @@ def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{tag} failed (exit {proc.returncode}); see {log}\n{proc.stderr[-3000:]}")
     rss = [ln for ln in proc.stderr.splitlines() if ln.startswith("peak_rss_kb=")]
-    peak_mb = int(rss[-1].split("=")[1]) / 1024 if rss else float("nan")
+    peak_mb = round(int(rss[-1].split("=")[1]) / 1024, 1) if rss else None  # None, not NaN: JSONL readers refuse NaN
     if kind.startswith("spacy"):
         result = json.loads(out_json.read_text())
     else:
         from sparse_ner.core.evaluate import evaluate
 
         result = evaluate(export, corpus["test"], encoding=corpus["encoding"])
+        result["o_bias"] = json.loads((export / "tagger.json").read_text()).get("o_bias", 0.0)  # tuned on dev
     return {"corpus": corpus_name, "budget": budget or "all", "row": row, "max_epochs": args.max_epochs,
             "f1": result["f1"], "precision": result["precision"], "recall": result["recall"],
-            "train_seconds": round(seconds, 1), "peak_rss_mb": round(peak_mb, 1),
+            "o_bias": result.get("o_bias"),
+            "train_seconds": round(seconds, 1), "peak_rss_mb": peak_mb,
             "threads": args.threads, "command": " ".join(cmd), "machine": f"{platform.machine()} {platform.node()}",
             "date": dt.date.today().isoformat()}
 
@@ -294,8 +296,8 @@ def plot(results: list[dict], peers: list[dict], png: Path) -> None:
 
 def report(results: list[dict], png: Path | None) -> str:
     gold = {(r["corpus"], r["budget"], r["row"]): r["f1"] for r in results}
-    lines = ["| corpus | budget | row | F1 | P | R | recovery | F1 - spaCy binary | epochs | train s | peak RSS MB |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| corpus | budget | row | F1 | P | R | O bias | recovery | F1 - spaCy binary | epochs | train s | peak RSS MB |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = list(ROWS)
     size = lambda b: float("inf") if b == "all" else int(b)  # noqa: E731
     for r in sorted(results, key=lambda r: (r["corpus"], size(r["budget"]), order.index(r["row"]))):
@@ -306,8 +308,8 @@ def report(results: list[dict], png: Path | None) -> str:
         peer = gold.get((r["corpus"], r["budget"], "spacy-binary"))
         delta = f"{r['f1'] - peer:+.3f}" if peer is not None and family != "spacy" and not r["row"].endswith("gold") else ""
         lines.append(f"| {r['corpus']} | {r['budget']} | {r['row']} | {r['f1']:.3f} | {r['precision']:.3f} | "
-                     f"{r['recall']:.3f} | {rec} | {delta} | {r['max_epochs']} | {r['train_seconds']:.0f} | "
-                     f"{r['peak_rss_mb']:.0f} |")
+                     f"{r['recall']:.3f} | {'-' if r.get('o_bias') is None else format(r['o_bias'], '+.1f')} | {rec} | {delta} | {r['max_epochs']} | {r['train_seconds']:.0f} | "
+                     f"{'-' if r.get('peak_rss_mb') is None else format(r['peak_rss_mb'], '.0f')} |")
     if png is not None and results:
         plot(results, load_peers(png.parent / "peers.jsonl"), png)
     return "\n".join(lines)
