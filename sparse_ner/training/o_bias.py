@@ -7,8 +7,13 @@ texts does (``BENCHMARKS.md``: its false positives are mostly on strings no answ
 probabilities are multiplied by ``exp(b * number of O words)`` and renormalized, so the decoder
 keeps only the entities it is surer of. :func:`tune_o_bias` runs the encoder over the dev batches
 once, decodes the cached emissions at each bias of :data:`GRID` and keeps the one with the best
-entity F1 (the metric checkpoints are chosen by, so on binary dev answers it is that metric's
-estimate); ties go to the bias nearest 0.
+entity F1 (the metric checkpoints are chosen by); ties go to the bias nearest 0.
+
+Only dev texts with complete annotation count. On binary answers the F1 is optimistic in precision
+(a predicted span nobody asked about is not counted: :class:`~sparse_ner.core.metrics.EntityF1`), so
+it favours recall and would pick a bias that adds entities: tuned on 2,000 held-out CoNLL-2003 teach
+answers it chose -0.5 and lost 0.008 test F1 (``BENCHMARKS.md``). A dev set of binary answers alone
+(``data.eval_split``) keeps the bias at 0.
 """
 
 from __future__ import annotations
@@ -56,31 +61,41 @@ def collect(tagger: Tagger, batches: Iterable[dict]) -> list[DevBatch]:
     return out
 
 
-def f1_at(tagger: Tagger, dev: Sequence[DevBatch], bias: float) -> dict[str, float]:
-    """Entity P / R / F1 (:class:`EntityF1`) of the Viterbi spans of ``dev`` with ``bias`` on ``O``."""
+def f1_at(tagger: Tagger, dev: Sequence[DevBatch], bias: float, complete_only: bool = False) -> dict[str, float]:
+    """Entity P / R / F1 (:class:`EntityF1`) of the Viterbi spans of ``dev`` with ``bias`` on ``O``
+    (``complete_only``: of its completely annotated texts alone)."""
     metric = EntityF1(tagger.labels)
     for b in dev:
         paths, _ = tagger.crf.decode(b.emissions + bias * tagger.is_o, b.mask)  # (B, T, K) + (K,)
         spans = [decode_tags([tagger.tags[k] for k in path], tagger.scheme) for path in paths]
-        metric.update(spans, b.gold, b.rejected, b.complete)
+        keep = [i for i, whole in enumerate(b.complete) if whole or not complete_only]
+        metric.update([spans[i] for i in keep], [b.gold[i] for i in keep], [b.rejected[i] for i in keep],
+                      [b.complete[i] for i in keep])  # fmt: skip
     return {k: float(v) for k, v in metric.compute().items() if k in ("precision", "recall", "f1")}
 
 
 def tune_o_bias(tagger: Tagger, batches: Iterable[dict], grid: Sequence[float] = GRID) -> tuple[float, dict[float, dict]]:
-    """Set ``tagger.o_bias`` to the bias of ``grid`` with the best dev F1 (ties: nearest 0) and
-    return it with the scores of every bias tried."""
+    """Set ``tagger.o_bias`` to the bias of ``grid`` with the best F1 on the completely annotated dev
+    texts (ties: nearest 0) and return it with the scores of every bias tried; without such texts
+    the bias is set to 0 and the scores are empty."""
     dev = collect(tagger, batches)
-    scores = {float(b): f1_at(tagger, dev, float(b)) for b in grid}
+    if not any(whole for b in dev for whole in b.complete):
+        tagger.o_bias = 0.0
+        return 0.0, {}
+    scores = {float(b): f1_at(tagger, dev, float(b), complete_only=True) for b in grid}
     best = max(scores, key=lambda b: (round(scores[b]["f1"], 6), -abs(b)))
     tagger.o_bias = best
     return best, scores
 
 
 def describe(best: float, scores: dict[float, dict[str, Any]]) -> str:
-    """One line: the chosen bias and the dev F1 it gives against no bias."""
+    """One line: the chosen bias and the dev F1 it gives against no bias (or why there is none)."""
+    if not scores:
+        return ("O bias 0: the dev set has no completely annotated text, and F1 on binary answers "
+                "cannot weigh precision against recall (give a gold --data.dev to tune it)")
     at, zero = scores[best], scores.get(0.0)
     base = f" (no bias: {zero['f1']:.4f})" if zero is not None else ""
-    return (f"O bias {best:+.1f} chosen on dev: F1 {at['f1']:.4f}, P {at['precision']:.4f}, "
+    return (f"O bias {best:+.1f} chosen on the complete dev texts: F1 {at['f1']:.4f}, P {at['precision']:.4f}, "
             f"R {at['recall']:.4f}{base}")
 
 

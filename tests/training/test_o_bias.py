@@ -44,10 +44,11 @@ def test_the_bias_moves_only_o_and_only_when_predicting(tmp_path):
     assert again.o_bias == 50.0 and again.tag(examples) == [[], []]
 
 
-def dev_batch(scores: list[list[float]], gold: list[tuple[int, int, str]]) -> tuple:
-    """One sentence whose emission rows are ``scores`` (tags O, B-LOC, I-LOC, B-PER, I-PER)."""
+def dev_batch(scores: list[list[float]], gold: list[tuple[int, int, str]], rejected: list | None = None) -> tuple:
+    """One sentence whose emission rows are ``scores`` (tags O, B-LOC, I-LOC, B-PER, I-PER); with
+    ``rejected`` (a list) its annotation is binary answers, else complete."""
     emissions = torch.tensor([scores], dtype=torch.float32)  # (1, T, K)
-    return DevBatch(emissions, torch.ones(1, len(scores), dtype=torch.bool), [gold], [[]], [True])
+    return DevBatch(emissions, torch.ones(1, len(scores), dtype=torch.bool), [gold], [rejected or []], [rejected is None])
 
 
 def test_tuning_picks_the_bias_with_the_best_dev_f1_nearest_zero(monkeypatch):
@@ -70,6 +71,15 @@ def test_tuning_picks_the_bias_with_the_best_dev_f1_nearest_zero(monkeypatch):
     fair = [dev_batch([[0, 3, low, low, low], [2, 0, low, low, low]], [(0, 0, "LOC")])]
     monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: fair)
     assert tune_o_bias(tagger, [])[0] == 0.0
+    # binary answers never count: their F1 does not see a spurious span nobody asked about, so it
+    # would favour recall. Here they alone would ask for a negative bias (an accepted LOC at 0.8
+    # under O); mixed with the complete texts above they are left out, on their own the bias stays 0
+    binary = [dev_batch([[0, -0.8, low, low, low], [0, 0.5, low, low, low]], [(0, 0, "LOC")], rejected=[])]
+    assert f1_at(tagger, binary, -1.0)["f1"] > f1_at(tagger, binary, 0.0)["f1"]
+    monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: dev + binary)
+    assert tune_o_bias(tagger, [])[0] == 1.0
+    monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: binary)
+    assert tune_o_bias(tagger, []) == (0.0, {}) and tagger.o_bias == 0.0
 
 
 def test_collect_runs_the_encoder_without_the_bias_and_restores_it():
