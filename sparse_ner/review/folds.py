@@ -49,6 +49,7 @@ def train_fold(train: Sequence[Example], config: str | Path, folder: Path, name:
     sections = dict(training or {})
     sections["data"] = {**sections.get("data", {}), "train": str(data), "test": None, "max_tasks": None}
     sections["trainer"] = {**sections.get("trainer", {}), "default_root_dir": str(folder / name)}
+    sections["model"] = {"o_bias": 0.0, **sections.get("model", {})}  # review scores without it (review.score)
     sections.update(run_name=name, export_dir=folder / name / "model")
     return fit(config, **sections).model
 

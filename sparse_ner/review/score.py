@@ -132,6 +132,8 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
     Spans with labels the tagger does not know are left out of the annotation it is scored on.
     ``temperature`` divides every CRF score (emissions and transitions) before scoring: > 1 flattens
     the model's probabilities, < 1 sharpens them (calibration; the Viterbi spans do not change).
+    The tagger's prediction-time ``o_bias`` is set aside: an annotation is scored under the model's
+    own distribution (the review's measurements in BENCHMARKS.md were made so).
     """
     import torch
 
@@ -144,8 +146,9 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
     collapse = torch.zeros(len(tagger.tags), len(classes))
     for k, tag in enumerate(tagger.tags):
         collapse[k, classes.index(split_tag(tag)[1] or "O")] = 1.0
-    was_training = tagger.training
+    was_training, o_bias = tagger.training, getattr(tagger, "o_bias", 0.0)
     tagger.eval()
+    tagger.o_bias = 0.0
     device = tagger.emit.weight.device
     reviews: list[Review] = []
     try:
@@ -207,6 +210,7 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
                                       type_probs=types[b, : len(ex)].cpu().numpy(), disagreement=disagree))  # fmt: skip
     finally:
         tagger.train(was_training)
+        tagger.o_bias = o_bias
     return add_relative_scores(reviews)
 
 

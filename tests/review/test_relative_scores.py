@@ -78,3 +78,16 @@ def test_temperature_flattens_and_keeps_the_prediction(tagger) -> None:  # noqa:
     assert [r.scores["loss"] for r in same] == pytest.approx([r.scores["loss"] for r in cold])
     with pytest.raises(ValueError):
         score_examples(tagger, examples[:1], temperature=0.0)
+
+
+def test_the_review_scores_without_the_prediction_time_o_bias(tagger) -> None:  # noqa: F811
+    examples = gold(20, seed=9)
+    plain = score_examples(tagger, examples)
+    tagger.o_bias = 4.0
+    try:
+        biased = score_examples(tagger, examples)
+        assert tagger.o_bias == 4.0  # restored
+    finally:
+        tagger.o_bias = 0.0
+    assert [r.scores["loss"] for r in biased] == pytest.approx([r.scores["loss"] for r in plain])
+    assert [r.predicted for r in biased] == [r.predicted for r in plain]
