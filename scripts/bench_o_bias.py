@@ -7,9 +7,10 @@ For each exported model folder: the bias is tuned on ``--dev`` exactly as traini
 at each bias of ``GRID``, the best entity F1, ties to the bias nearest 0), then ``--test`` is scored
 at bias 0 and at the chosen bias (and at every bias of the grid, kept in the JSON row). The models'
 own stored bias is ignored. ``--dev`` may be gold (CoNLL columns or complete JSONL) or binary answers
-(db-out), as a training's dev can be; training tunes on the complete texts only and keeps 0 without
-any. ``--binary-f1`` instead picks the bias by the F1 over all dev texts, binary answers included
-(what training did before it was restricted; the experiment that showed why). Defaults: CoNLL-2003
+(db-out), as a training's dev can be; training tunes on the complete texts when there are any, else on
+the answers among the biases >= 0. ``--binary-f1`` instead picks the bias by the F1 over all dev
+texts and all biases, binary answers included (what training did at first; the experiment that
+showed why not). Defaults: CoNLL-2003
 dev and test from ../shared/data.
 Prints a Markdown table; one JSON line per model is appended to ``--results``.
 """
@@ -84,7 +85,7 @@ def main() -> None:
         row = run(model, args.dev, args.test, args.encoding, args.dev_tasks, args.binary_f1)
         row.update(commit=commit, machine=f"{platform.machine()} {platform.node()}", threads=args.threads,
                    date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="minutes"))
-        dev = "no complete dev text" if row["dev_f1"] is None else f"{row['dev_f1_0']:.4f} / {row['dev_f1']:.4f}"
+        dev = "-" if row["dev_f1"] is None else f"{row['dev_f1_0']:.4f} / {row['dev_f1']:.4f}"
         print(f"| {model.parent.name if model.name == 'model' else model.name} | {row['chosen']:+.1f} | {dev} | {row['test_f1_0']:.4f} / {row['test_f1']:.4f} | "
               f"{row['test_p']:.3f} / {row['test_r']:.3f} |", flush=True)
         if args.results:

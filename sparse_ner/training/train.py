@@ -348,7 +348,8 @@ def run(cli: TaggerCLI) -> FitResult:
 
         best_bias, scores = tune_o_bias(module.tagger, data.val_dataloader())
         if trainer.is_global_zero:
-            print(f"[model] {describe(best_bias, scores)}", flush=True)
+            complete = any(ex.complete for ex in data.dev_examples)
+            print(f"[model] {describe(best_bias, scores, complete)}", flush=True)
     evaluations = []
     held_out = f"{data.train_path} (the held-out answers: eval_split)"
     for split, path in (("dev", data.dev_path or held_out), ("test", data.test_path)):

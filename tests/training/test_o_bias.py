@@ -71,15 +71,20 @@ def test_tuning_picks_the_bias_with_the_best_dev_f1_nearest_zero(monkeypatch):
     fair = [dev_batch([[0, 3, low, low, low], [2, 0, low, low, low]], [(0, 0, "LOC")])]
     monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: fair)
     assert tune_o_bias(tagger, [])[0] == 0.0
-    # binary answers never count: their F1 does not see a spurious span nobody asked about, so it
-    # would favour recall. Here they alone would ask for a negative bias (an accepted LOC at 0.8
-    # under O); mixed with the complete texts above they are left out, on their own the bias stays 0
+    # binary answers: their F1 does not see a spurious span nobody asked about, so it favours recall.
+    # Here they alone would ask for a negative bias (an accepted LOC at 0.8 under O): mixed with the
+    # complete texts above they are left out; on their own only biases >= 0 are tried
     binary = [dev_batch([[0, -0.8, low, low, low], [0, 0.5, low, low, low]], [(0, 0, "LOC")], rejected=[])]
     assert f1_at(tagger, binary, -1.0)["f1"] > f1_at(tagger, binary, 0.0)["f1"]
     monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: dev + binary)
     assert tune_o_bias(tagger, [])[0] == 1.0
     monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: binary)
-    assert tune_o_bias(tagger, []) == (0.0, {}) and tagger.o_bias == 0.0
+    best, scores = tune_o_bias(tagger, [])
+    assert best == 0.0 and min(scores) == 0.0 and tagger.o_bias == 0.0
+    # ... and a positive bias is still found where a rejected span goes away with it
+    rejecting = [dev_batch([[0, 3, low, low, low], [0, 0.8, low, low, low]], [(0, 0, "LOC")], rejected=[(1, 1, "LOC")])]
+    monkeypatch.setattr(o_bias, "collect", lambda tagger, batches: rejecting)
+    assert tune_o_bias(tagger, [])[0] == 1.0
 
 
 def test_collect_runs_the_encoder_without_the_bias_and_restores_it():
