@@ -10,8 +10,7 @@ own stored bias is ignored. ``--dev`` may be gold (CoNLL columns or complete JSO
 (db-out), as a training's dev can be; training tunes on the complete texts when there are any, else on
 the answers among the biases >= 0. ``--binary-f1`` instead picks the bias by the F1 over all dev
 texts and all biases, binary answers included (what training did at first; the experiment that
-showed why not). Defaults: CoNLL-2003
-dev and test from ../shared/data.
+showed why not). Defaults: CoNLL-2003 dev and test from ../shared/data.
 Prints a Markdown table; one JSON line per model is appended to ``--results``.
 """
 
@@ -39,7 +38,7 @@ def batches(tagger, examples: list, size: int = 64):
 def run(model: Path, dev_path: Path, test_path: Path, encoding: str, dev_tasks: int | None, binary_f1: bool = False) -> dict:
     from sparse_ner.core.export import load
     from sparse_ner.data.read import read_any
-    from sparse_ner.training.o_bias import GRID, collect, f1_at, tune_o_bias
+    from sparse_ner.training.o_bias import GRID, best_of, collect, f1_at, tune_o_bias
 
     tagger = load(model)
     stored = tagger.o_bias
@@ -51,7 +50,7 @@ def run(model: Path, dev_path: Path, test_path: Path, encoding: str, dev_tasks: 
     if binary_f1:  # every dev text, binary answers scored as EntityF1 scores them
         cached_dev = collect(tagger, batches(tagger, dev))
         dev_scores = {b: f1_at(tagger, cached_dev, b) for b in GRID}
-        best = max(dev_scores, key=lambda b: (round(dev_scores[b]["f1"], 6), -abs(b)))
+        best = best_of(dev_scores)
     else:
         best, dev_scores = tune_o_bias(tagger, batches(tagger, dev))
     tune_s = time.process_time() - t0
@@ -59,8 +58,8 @@ def run(model: Path, dev_path: Path, test_path: Path, encoding: str, dev_tasks: 
     test_scores = {b: f1_at(tagger, cached, b) for b in GRID}
     return {"model": str(model), "stored_o_bias": stored, "chosen": best, "dev": str(dev_path),
             "dev_texts": len(dev), "test": str(test_path), "dev_scores": dev_scores, "test_scores": test_scores,
-            "binary_f1": binary_f1, "dev_f1_0": dev_scores[0.0]["f1"] if dev_scores else None,
-            "dev_f1": dev_scores[best]["f1"] if dev_scores else None, "test_f1_0": test_scores[0.0]["f1"],
+            "binary_f1": binary_f1, "dev_f1_0": dev_scores[0.0]["f1"], "dev_f1": dev_scores[best]["f1"],
+            "test_f1_0": test_scores[0.0]["f1"],
             "test_f1": test_scores[best]["f1"], "test_p": test_scores[best]["precision"],
             "test_r": test_scores[best]["recall"], "tune_cpu_s": round(tune_s, 1)}
 
@@ -85,9 +84,9 @@ def main() -> None:
         row = run(model, args.dev, args.test, args.encoding, args.dev_tasks, args.binary_f1)
         row.update(commit=commit, machine=f"{platform.machine()} {platform.node()}", threads=args.threads,
                    date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="minutes"))
-        dev = "-" if row["dev_f1"] is None else f"{row['dev_f1_0']:.4f} / {row['dev_f1']:.4f}"
-        print(f"| {model.parent.name if model.name == 'model' else model.name} | {row['chosen']:+.1f} | {dev} | {row['test_f1_0']:.4f} / {row['test_f1']:.4f} | "
-              f"{row['test_p']:.3f} / {row['test_r']:.3f} |", flush=True)
+        name = model.parent.name if model.name == "model" else model.name
+        print(f"| {name} | {row['chosen']:+.1f} | {row['dev_f1_0']:.4f} / {row['dev_f1']:.4f} | "
+              f"{row['test_f1_0']:.4f} / {row['test_f1']:.4f} | {row['test_p']:.3f} / {row['test_r']:.3f} |", flush=True)
         if args.results:
             with args.results.open("a") as f:
                 f.write(json.dumps(row) + "\n")

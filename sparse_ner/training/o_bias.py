@@ -85,9 +85,14 @@ def tune_o_bias(tagger: Tagger, batches: Iterable[dict], grid: Sequence[float] =
     complete = any(whole for b in dev for whole in b.complete)
     tried = [float(b) for b in grid if complete or b >= 0]
     scores = {b: f1_at(tagger, dev, b, complete_only=complete) for b in tried}
-    best = max(scores, key=lambda b: (round(scores[b]["f1"], 6), -abs(b)))
+    best = best_of(scores)
     tagger.o_bias = best
     return best, scores
+
+
+def best_of(scores: dict[float, dict[str, float]]) -> float:
+    """The bias with the best F1 in ``scores`` (bias -> :func:`f1_at`); ties go to the one nearest 0."""
+    return max(scores, key=lambda b: (round(scores[b]["f1"], 6), -abs(b)))
 
 
 def describe(best: float, scores: dict[float, dict[str, Any]], complete: bool = True) -> str:
@@ -99,4 +104,4 @@ def describe(best: float, scores: dict[float, dict[str, Any]], complete: bool = 
             f"R {at['recall']:.4f}{base}")
 
 
-__all__ = ["GRID", "collect", "describe", "f1_at", "tune_o_bias"]
+__all__ = ["GRID", "best_of", "collect", "describe", "f1_at", "tune_o_bias"]
