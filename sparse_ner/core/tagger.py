@@ -17,6 +17,7 @@ same without the tagger):
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Literal, Mapping, NamedTuple, Sequence
 
@@ -258,6 +259,19 @@ class Tagger(nn.Module):
         if self.o_bias and not self.training:
             scores = scores + self.o_bias * self.is_o  # (B, T, K) + (K,)
         return scores
+
+    @contextmanager
+    def eval_without_o_bias(self) -> Iterator[Tagger]:
+        """Eval mode with ``o_bias`` set to 0 (the scores as trained: review scores annotations under
+        them, and the bias is tuned over them); the training mode and the bias are put back after."""
+        was_training, bias = self.training, self.o_bias
+        self.eval()
+        self.o_bias = 0.0
+        try:
+            yield self
+        finally:
+            self.o_bias = bias
+            self.train(was_training)
 
     def loss(self, batch: dict) -> torch.Tensor:
         """Mean partial-label NLL of the batch (plus the entity-ratio penalty when configured)."""

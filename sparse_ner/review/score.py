@@ -146,12 +146,9 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
     collapse = torch.zeros(len(tagger.tags), len(classes))
     for k, tag in enumerate(tagger.tags):
         collapse[k, classes.index(split_tag(tag)[1] or "O")] = 1.0
-    was_training, o_bias = tagger.training, getattr(tagger, "o_bias", 0.0)
-    tagger.eval()
-    tagger.o_bias = 0.0
     device = tagger.emit.weight.device
     reviews: list[Review] = []
-    try:
+    with tagger.eval_without_o_bias():
         for i in range(0, len(examples), batch_size):
             chunk = examples[i : i + batch_size]
             inputs = tagger.encoder.collate([tagger.encoder.featurize(ex.words) for ex in chunk])
@@ -208,9 +205,6 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
                 reviews.append(Review(start_index + i + b, ex, scores, [(*s, pr) for s, pr in zip(p, p_pred)],
                                       evidence, accepted=list(ann.accepted), rejected=list(ann.rejected),
                                       type_probs=types[b, : len(ex)].cpu().numpy(), disagreement=disagree))  # fmt: skip
-    finally:
-        tagger.train(was_training)
-        tagger.o_bias = o_bias
     return add_relative_scores(reviews)
 
 

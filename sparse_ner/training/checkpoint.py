@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -122,12 +123,41 @@ def write_folder(out: str | Path, write: Callable[[Path], Any]) -> Path:
     return out
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, force: bool = False) -> Path:
+def record_o_bias(checkpoint: str | Path, bias: float) -> None:
+    """Store the ``O`` bias tuned after training (:mod:`sparse_ner.training.o_bias`) in the model
+    description of ``checkpoint`` (the best one: the bias was tuned for its weights), so that
+    ``sparse-ner export`` of it gives the model training exported. The file is rewritten beside itself
+    and renamed into place: a process killed meanwhile leaves the old checkpoint whole."""
+    path = Path(checkpoint)
+    ckpt = load_checkpoint(path)
+    ckpt[KEY]["tagger"]["o_bias"] = float(bias)
+    ckpt[KEY]["o_bias_tuned"] = True
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, force: bool = False,
+                      o_bias: float | None = None) -> Path:  # fmt: skip
     """Write the model folder of ``checkpoint`` (best or last) to ``out``, as training exports it; the
-    training config saved beside the checkpoint (``<version>/config.yaml``) goes with it when found."""
+    training config saved beside the checkpoint (``<version>/config.yaml``) goes with it when found.
+
+    The prediction-time ``O`` bias is the one tuned after training where the checkpoint holds it
+    (:func:`record_o_bias`: the best checkpoint of a finished run), else ``o_bias`` when given, else the
+    one the tagger trained with; an ``auto`` bias that was never tuned for these weights (``last.ckpt``,
+    a killed run) is exported as 0, with a note on stderr."""
     out = check_output_folder(out, force)
     ckpt = load_checkpoint(checkpoint)
     tagger = tagger_from_checkpoint(ckpt)
+    if o_bias is not None:
+        tagger.o_bias = float(o_bias)
+    elif ckpt.get("hyper_parameters", {}).get("o_bias") == "auto" and not ckpt[KEY].get("o_bias_tuned"):
+        print(f"note: the O bias (--model.o_bias auto) was not tuned for {Path(checkpoint).name} (training tunes "
+              "it for the best checkpoint when it ends): exported with 0; give --o-bias B to set one",
+              file=sys.stderr)  # fmt: skip
     config = None
     for folder in (Path(checkpoint).parent, Path(checkpoint).parent.parent):
         if (folder / "config.yaml").is_file():
@@ -164,4 +194,5 @@ def link_latest(run_dir: str | Path, model: str | Path) -> Path:
     return link
 
 
-__all__ = ["KEY", "describe", "export_checkpoint", "link_latest", "tagger_from_checkpoint", "write_folder"]
+__all__ = ["KEY", "describe", "export_checkpoint", "link_latest", "record_o_bias", "tagger_from_checkpoint",
+           "write_folder"]

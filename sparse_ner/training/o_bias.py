@@ -46,21 +46,14 @@ class DevBatch(NamedTuple):
 def collect(tagger: Tagger, batches: Iterable[dict]) -> list[DevBatch]:
     """Run the encoder once over ``batches`` (from the data module's dev loader) in eval mode, with
     the tagger's own bias set aside."""
-    was_training, bias = tagger.training, tagger.o_bias
-    tagger.eval()
-    tagger.o_bias = 0.0
     out = []
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                batch = tagger.to_device(batch)
-                mask = batch["inputs"]["word_mask"]  # (B, T)
-                out.append(DevBatch(tagger.emissions(batch["inputs"]), mask, batch["gold"],
-                                    batch.get("rejected") or [[] for _ in batch["gold"]],
-                                    batch.get("complete") or [True] * len(batch["gold"])))  # fmt: skip
-    finally:
-        tagger.o_bias = bias
-        tagger.train(was_training)
+    with tagger.eval_without_o_bias(), torch.no_grad():
+        for batch in batches:
+            batch = tagger.to_device(batch)
+            mask = batch["inputs"]["word_mask"]  # (B, T)
+            out.append(DevBatch(tagger.emissions(batch["inputs"]), mask, batch["gold"],
+                                batch.get("rejected") or [[] for _ in batch["gold"]],
+                                batch.get("complete") or [True] * len(batch["gold"])))  # fmt: skip
     return out
 
 

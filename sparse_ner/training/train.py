@@ -348,6 +348,10 @@ def run(cli: TaggerCLI) -> FitResult:
 
         best_bias, scores = tune_o_bias(module.tagger, data.val_dataloader())
         if trainer.is_global_zero:
+            if best:  # so that `sparse-ner export` of the best checkpoint gives the model exported below
+                from sparse_ner.training.checkpoint import record_o_bias
+
+                record_o_bias(best, best_bias)
             complete = any(ex.complete for ex in data.dev_examples)
             print(f"[model] {describe(best_bias, scores, complete)}", flush=True)
     evaluations = []

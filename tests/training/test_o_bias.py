@@ -101,3 +101,20 @@ def test_collect_runs_the_encoder_without_the_bias_and_restores_it():
     tagger.o_bias = 0.0
     torch.testing.assert_close(got.emissions, tagger.emissions(batch["inputs"]))
     assert got.gold == batch["gold"] and got.complete == batch["complete"]
+
+
+def test_eval_without_o_bias_restores_the_mode_and_bias_after_an_error():
+    tagger = tiny_tagger()
+    tagger.o_bias = 1.5
+    tagger.train()
+    try:
+        with tagger.eval_without_o_bias() as same:
+            assert same is tagger and not tagger.training and tagger.o_bias == 0.0
+            raise KeyError("inside")
+    except KeyError:
+        pass
+    assert tagger.training and tagger.o_bias == 1.5
+    tagger.eval()
+    with tagger.eval_without_o_bias():
+        pass
+    assert not tagger.training and tagger.o_bias == 1.5

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,6 +123,11 @@ def test_export_from_the_best_checkpoint_is_the_exported_model(runs: dict[str, P
     examples = read_any(runs["folder"] / "test.jsonl", gold=True)
     assert sparse_ner.load(out).tag(examples) == sparse_ner.load(runs["whole_model"]).tag(examples)
     assert (out / "config.yaml").read_text() == (runs["whole"] / "config.yaml").read_text()
+    # the O bias tuned after training is in the best checkpoint, so the export has it too
+    assert torch.load(best, map_location="cpu", weights_only=True)["sparse_ner"]["o_bias_tuned"] is True
+    assert json.loads((out / "tagger.json").read_text())["o_bias"] == \
+        json.loads((runs["whole_model"] / "tagger.json").read_text())["o_bias"]
+    assert "not tuned" not in done.stderr
     # an existing folder is not written over without --force, and is left as it was
     again = subprocess.run([sys.executable, "-m", "sparse_ner", "export", str(best), str(out)], capture_output=True,
                            text=True, cwd=ROOT, env=ENV)  # fmt: skip
@@ -129,6 +136,34 @@ def test_export_from_the_best_checkpoint_is_the_exported_model(runs: dict[str, P
                             capture_output=True, text=True, cwd=ROOT, env=ENV)  # fmt: skip
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".exported")]  # no temp folder left
+
+
+def test_a_recorded_o_bias_is_exported_and_an_untuned_one_is_said(runs: dict[str, Path]) -> None:
+    from sparse_ner.training.checkpoint import record_o_bias
+
+    folder = runs["folder"] / "o_bias"
+    folder.mkdir()
+    (best,) = (runs["whole"] / "checkpoints").glob("best-*.ckpt")
+    copy = folder / best.name
+    shutil.copy(best, copy)
+    record_o_bias(copy, 2.5)
+    assert torch.load(copy, map_location="cpu", weights_only=True)["sparse_ner"]["tagger"]["o_bias"] == 2.5
+    assert [p.name for p in folder.iterdir()] == [copy.name]  # no temporary file left
+    export = [sys.executable, "-m", "sparse_ner", "export"]
+    done = subprocess.run([*export, str(copy), str(folder / "a")], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((folder / "a" / "tagger.json").read_text())["o_bias"] == 2.5
+    # last.ckpt was saved while training (o_bias auto, never tuned for its weights): 0, and a note says so
+    last = runs["whole"] / "checkpoints" / "last.ckpt"
+    done = subprocess.run([*export, str(last), str(folder / "b")], capture_output=True, text=True, cwd=ROOT, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((folder / "b" / "tagger.json").read_text())["o_bias"] == 0.0
+    assert "was not tuned for last.ckpt" in done.stderr and "--o-bias" in done.stderr
+    done = subprocess.run([*export, str(last), str(folder / "c"), "--o-bias", "-0.5"], capture_output=True, text=True,
+                          cwd=ROOT, env=ENV)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((folder / "c" / "tagger.json").read_text())["o_bias"] == -0.5
+    assert "not tuned" not in done.stderr
 
 
 def test_latest_points_at_the_newest_exported_model(runs: dict[str, Path]) -> None:
