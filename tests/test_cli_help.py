@@ -1,5 +1,5 @@
-"""``sparse-ner SUB --help`` is quick (under 1 s: no torch, no Lightning imported) and accurate (the stored
-``train --help`` is the live LightningCLI help)."""
+"""``sparse-ner SUB --help`` is quick (it imports no torch, no Lightning: its wall time is measured by
+``scripts/bench_cli_help.py``, not here) and accurate (the stored ``train --help`` is the live LightningCLI help)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,15 +29,12 @@ print(json.dumps({"rc": rc, "help": out.getvalue(), "heavy": sorted(m for m in s
 
 
 @pytest.mark.parametrize("name", list(SUBCOMMANDS))
-def test_help_imports_nothing_heavy_and_takes_under_a_second(name: str) -> None:
+def test_help_imports_nothing_heavy(name: str) -> None:
     out = subprocess.run([sys.executable, "-c", PROBE, name], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     probe = json.loads(out.stdout)
     assert probe["rc"] == 0 and "usage:" in probe["help"]
     assert probe["heavy"] == [], f"sparse-ner {name} --help imports {probe['heavy'][:5]}"
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sparse_ner", name, "--help"], capture_output=True, check=True, cwd=ROOT)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_stored_train_help_is_the_live_help() -> None:
