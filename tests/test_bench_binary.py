@@ -27,6 +27,16 @@ def test_rows_train_on_the_corpus_answers_or_the_teach_file(tmp_path, load_scrip
     assert value(cmd, "--run_name") == "conll-u_seed0_all_crf-small"
 
 
+def test_recovery_divides_by_the_gold_of_the_same_model(load_script):
+    bench = load_script("bench_binary")
+    row = lambda name, f1: {"corpus": "conll", "budget": 6000, "row": name, "f1": f1, "precision": f1, "recall": f1,  # noqa: E731
+                            "max_epochs": 10, "train_seconds": 1.0}  # fmt: skip
+    results = [row("crf-minilm-shape-looplr", 0.8), row("crf-minilm-shape-looplr-no-rejects", 0.7),
+               row("crf-minilm-shape-looplr-gold", 0.875), row("crf-minilm-gold", 0.7)]
+    lines = {ln.split(" | ")[2]: ln.split(" | ")[7] for ln in bench.report(results, None).splitlines()[2:]}
+    assert lines["crf-minilm-shape-looplr"] == "0.91" and lines["crf-minilm-shape-looplr-no-rejects"] == "0.80"
+
+
 def test_each_panel_tells_its_rows_apart_and_drops_what_has_nothing_to_compare(load_script):
     bench = load_script("bench_binary")
     peers = {"spacy-partial-tagger", "pytorch-partial-tagger"}
