@@ -90,6 +90,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-minilm-shape-looplr-eer-tight": ("ours", [*MINILM_SHAPE_LOOP, "--model.ratio_margin", "0.02"]),
     "crf-minilm-shape-looplr-eer-tight-w10": ("ours", [*MINILM_SHAPE_LOOP, "--model.ratio_margin", "0.02",
                                                        "--model.ratio_weight", "10"]),
+    "crf-minilm-shape-looplr-reject-prior": ("ours", [*MINILM_SHAPE_LOOP, "--model.reject_prior", "0.5"]),
     "crf-minilm-reject-prior": ("ours", [*MINILM, "--model.reject_prior", "0.5"]),
     "crf-minilm-no-rejects": ("ours", [*MINILM, *NO_REJECTS]),
     "crf-minilm-gold": ("ours-gold", [*NO_RATIO, *MINILM]),
@@ -213,7 +214,10 @@ PANELS: dict[str, list[str]] = {
         "crf-minilm", "crf-minilm-gold", "crf-minilm-shape", "crf-minilm-shape-gold", "crf-minilm-shape-looplr",
         "crf-minilm-shape-looplr-gold"],
     "MiniLM-L6 variants": ["crf-minilm", "crf-minilm-no-rejects", "crf-minilm-reject-prior",
-                           "crf-minilm-shape-looplr", "crf-minilm-shape-looplr-eer-tight"],
+                           "crf-minilm-shape-looplr", "crf-minilm-shape-looplr-eer-tight",
+                           "crf-minilm-shape-looplr-reject-prior"],
+    "encoders: small vs MiniLM-L6": ["crf-small", "crf-small-reject-prior", "crf-minilm", "crf-minilm-shape-looplr",
+                                     "crf-small-gold", "crf-minilm-shape-looplr-gold"],
 }
 STYLE: dict[str, tuple[str, str]] = {  # row -> (colour, marker); line style from the row (gold: dashed)
     "crf-small": ("tab:blue", "o"), "crf-small-reject-prior": ("tab:cyan", "D"), "spacy-binary": ("tab:red", "s"),
@@ -227,7 +231,7 @@ STYLE: dict[str, tuple[str, str]] = {  # row -> (colour, marker); line style fro
     "crf-minilm-reject-prior": ("tab:cyan", "D"), "crf-minilm-shape-gold": ("tab:blue", "*"),
     "crf-minilm-shape-no-rejects": ("tab:cyan", "P"), "crf-minilm-shape-looplr": ("tab:olive", "*"),
     "crf-minilm-shape-looplr-no-rejects": ("tab:green", "v"), "crf-minilm-shape-looplr-gold": ("tab:olive", "*"),
-    "crf-minilm-shape-looplr-eer-tight": ("tab:gray", "^"),
+    "crf-minilm-shape-looplr-eer-tight": ("tab:gray", "^"), "crf-minilm-shape-looplr-reject-prior": ("tab:red", "X"),
 }
 ALL_TASKS = {"conll": 18540, "resume": 5170}  # x position of the budget "all"
 

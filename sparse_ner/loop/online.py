@@ -36,6 +36,7 @@ import torch
 
 from sparse_ner.core.tagger import TaggerConfig
 from sparse_ner.core.tagger import Tagger
+from sparse_ner.data.io import DataError
 from sparse_ner.data.prodigy import parse_tokens
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop import saving
@@ -53,12 +54,17 @@ SUGGESTER = ("threshold", "max_len", "max_suggestions", "pattern_warmup", "patte
 STATE_DIR = saving.STATE_DIR
 
 
-def _words_of(item: Any) -> list[str]:
-    """The words of a vocabulary text: a task dict, a string or a word list."""
+def words_of(item: Any) -> list[str]:
+    """The words of a vocabulary text: a task dict (its tokens, or its text tokenized where it has no
+    tokens or they do not fit the text; the scorer skips such a task with a warning), a string or a word list."""
     if isinstance(item, dict):
         if item.get("tokens"):
-            return [t.text for t in parse_tokens(item, where="vocabulary text")]
-        return [t.text for t in tokenize(item.get("text", ""))]
+            try:
+                return [t.text for t in parse_tokens(item, where="vocabulary text")]
+            except DataError:
+                pass
+        text = item.get("text")
+        return [t.text for t in tokenize(text)] if isinstance(text, str) else []
     if isinstance(item, str):
         return [t.text for t in tokenize(item)]
     return list(item)
@@ -83,9 +89,9 @@ def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] 
     if config.encoder == "small":
         if texts is None:
             raise ValueError("a cold 'small' encoder needs texts (the stream or a word list) for its vocabulary")
-        vocab_words = [_words_of(t) for t in texts]
+        vocab_words = [words_of(t) for t in texts]
         phrases = [p["pattern"] if isinstance(p, dict) else p.pattern for p in patterns]
-        vocab_words += [_words_of(p) for p in phrases if isinstance(p, str)]
+        vocab_words += [words_of(p) for p in phrases if isinstance(p, str)]
         config = replace(config, encoder_options={"min_count": 1, **(config.encoder_options or {})})
     else:
         config = replace(config, encoder_options={"shape_dim": SHAPE_DIM, **(config.encoder_options or {})})
@@ -262,4 +268,4 @@ class OnlineTagger:
         return model
 
 
-__all__ = ["DEFAULTS", "OnlineTagger", "cold_tagger"]
+__all__ = ["DEFAULTS", "OnlineTagger", "cold_tagger", "words_of"]

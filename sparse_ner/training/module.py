@@ -94,9 +94,26 @@ class TaggerModule(pl.LightningModule):
         if self.hparams.entity_ratio == "auto":
             self.resolve_entity_ratio([], None)
         self.tagger = self.tagger_config.build(labels, train_words)
+        self.warn_coverage(train_words)
         self.metric = EntityF1(list(labels))
         self.hparams.labels = list(labels)
         return self.tagger
+
+    def warn_coverage(self, train_words: list[list[str]]) -> None:
+        """Print a warning when a pretrained encoder's tokenizer does not know more than
+        :data:`~sparse_ner.core.encoders.UNKNOWN_MAX` of the training words (e.g. an English model on
+        Chinese text): those words all look alike to it."""
+        from sparse_ner.core.encoders import UNKNOWN_MAX
+
+        coverage = getattr(self.tagger.encoder, "coverage", None)
+        if coverage is None or (self._trainer is not None and not self.trainer.is_global_zero):
+            return
+        cover = coverage(train_words)
+        if cover.share > UNKNOWN_MAX:
+            print(f"[model] warning: the tokenizer of {self.hparams.encoder} does not know {cover.share:.0%} of the "
+                  f"training words (e.g. {' '.join(cover.examples)}); they all look alike to the encoder: "
+                  f"--model.encoder small learns the data's own words, or give a model folder for this "
+                  f"language", flush=True)  # fmt: skip
 
     def setup(self, stage: str) -> None:
         dm = self.trainer.datamodule if self._trainer is not None else None

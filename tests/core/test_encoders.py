@@ -375,3 +375,20 @@ def test_bilstm_runs_in_float32_under_cpu_bf16_autocast():
         half = bilstm(lstm, x.bfloat16(), lengths)  # a bf16 input (from layers that autocast) is upcast
     assert out.dtype == torch.float32 and torch.equal(out, ref)
     assert half.dtype == torch.float32 and torch.allclose(half, ref, atol=0.05)
+
+
+def test_unknown_words_counts_words_the_tokenizer_cannot_represent(minilm: TransformerEncoder) -> None:
+    from sparse_ner.core.encoders import UNKNOWN_MAX, choose_encoder, unknown_words
+
+    texts = [["Alice", "flew", "to", "Paris", "."], list("高勇：男，中国国籍，无境外居留权，"), [], ["Bob", "籍贯"]]
+    unk = minilm.tokenizer.unk_token
+    expected = [w for t in texts for w in t if unk in minilm.tokenizer.tokenize(w)]  # each word alone
+    cover = unknown_words(minilm.tokenizer, texts)
+    assert cover.words == sum(map(len, texts)) and cover.unknown == len(expected) > 0
+    assert set(cover.examples) <= set(expected) and cover.examples
+    assert cover == minilm.coverage(texts) and unknown_words(minilm.tokenizer, texts, limit=1).unknown == 0
+    # the default encoder of a new model: MiniLM for English, the small encoder where MiniLM knows too few words
+    assert choose_encoder([texts[0]] * 3)[0] == "minilm" and choose_encoder(None)[0] == "minilm"
+    name, why = choose_encoder([texts[1]])
+    assert cover.share < 1 and unknown_words(minilm.tokenizer, [texts[1]]).share > UNKNOWN_MAX
+    assert name == "small" and "does not know" in why

@@ -84,6 +84,21 @@ def test_new_model_encoder_defaults_to_minilm_where_installed(tmp_path, source, 
         recipes.load_model(str(tmp_path / "c"), ["LOC", "PER"], recipes.read_source(str(source)), encoder="minilm")
 
 
+def test_new_model_encoder_is_small_where_minilm_knows_too_few_words(tmp_path, caplog):
+    chinese = ["高勇：男，中国国籍，无境外居留权，", "王建国先生，研究生学历，高级工程师。"]  # MiniLM: [UNK] for half the characters
+    source = tmp_path / "zh.jsonl"
+    source.write_text("".join(json.dumps({"text": t, "tokens": [{"text": c, "start": i, "end": i + 1, "id": i}
+                                                                 for i, c in enumerate(t)]}) + "\n" for t in chinese))
+    with caplog.at_level("INFO", logger="sparse_ner.loop.recipes"):
+        online = recipes.load_model(str(tmp_path / "a"), ["NAME", "ORG"], recipes.read_source(str(source)))
+    assert online.tagger.encoder.kind == "small" and "does not know" in caplog.text
+    assert all(c in online.tagger.encoder.words for c in "高勇籍权")  # the texts looked at still build the vocabulary
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sparse_ner.loop.recipes"):  # named: kept, with a warning
+        online = recipes.load_model(str(tmp_path / "b"), ["NAME", "ORG"], recipes.read_source(str(source)), encoder="minilm")
+    assert online.tagger.encoder.kind == "transformer" and "does not know" in caplog.text
+
+
 def test_missing_model_needs_labels(tmp_path, source):
     with pytest.raises(SystemExit, match="--label"):
         recipes.teach("ds", str(tmp_path / "nope"), str(source))

@@ -97,3 +97,14 @@ def test_every_input_path_is_checked_before_reading(tmp_path: Path) -> None:
     empty.write_text("\n")
     with pytest.raises(ValueError, match="holds no usable example"):
         TaggerDataModule(str(empty), str(paths["dev"])).setup("fit")
+
+
+def test_a_pretrained_encoder_that_knows_too_few_training_words_is_warned_about(capsys) -> None:
+    from sparse_ner.training.module import TaggerModule
+
+    module = TaggerModule(encoder="minilm", entity_ratio=0.1)
+    module.build(["NAME"], [list("高勇：男，中国国籍，无境外居留权，")])  # MiniLM: [UNK] for half the characters
+    out = capsys.readouterr().out
+    assert "[model] warning: the tokenizer of minilm does not know" in out and "--model.encoder small" in out
+    module.build(["PER"], [["Alice", "flew", "to", "Paris", "."]])
+    assert "warning" not in capsys.readouterr().out
