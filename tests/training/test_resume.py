@@ -67,7 +67,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_a_killed_run_resumes_from_the_cli_to_the_same_weights(runs: dict[str, Path]) -> None:
-    folder, root = runs["folder"], runs["folder"] / "killed"
+    root = runs["folder"] / "killed"
     last = root / "sparse_ner" / "version_0" / "checkpoints" / "last.ckpt"
     process = subprocess.Popen(train(runs["config"], root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                cwd=ROOT, env=ENV)  # fmt: skip
