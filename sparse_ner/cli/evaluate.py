@@ -21,12 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoding", default="iob1", help="tag encoding of a column file (default: iob1)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (shown where stderr is a terminal)")
     args = parser.parse_args(argv)
 
     from sparse_ner.core.evaluate import evaluate
     from sparse_ner.core.metrics import format_report
 
-    result = evaluate(args.model, args.gold, args.encoding, args.batch_size)
+    result = evaluate(args.model, args.gold, args.encoding, args.batch_size, progress=not args.no_progress and sys.stderr.isatty())
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_report(result))
     return 0
 

@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", default=None, help="keep the fold models here (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (shown where stderr is a terminal)")
     args, extra = parser.parse_known_args(argv)
     if extra and not args.config:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         result = review(args.data, args.output, model=args.model, config=args.config, folds=args.folds,
                         score=args.score, top=args.top, html=args.html, report_top=args.report_top,
                         column_encoding=args.encoding, training=training, models_dir=args.models_dir,
-                        seed=args.seed, batch_size=args.batch_size)  # fmt: skip
+                        seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress and sys.stderr.isatty())  # fmt: skip
     except ArgumentError as err:  # a training override the config's typed options refuse
         parser.error(f"training options: {err}")
     except ValueError as err:

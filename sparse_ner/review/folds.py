@@ -63,10 +63,12 @@ def out_of_fold(
     models_dir: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    progress: bool = False,
 ) -> list[Review]:
     """Every example scored by the model trained on the other folds, in data order (``Review.fold`` set).
 
-    ``models_dir`` keeps the fold models and their training files (default: a temporary folder)."""
+    ``models_dir`` keeps the fold models and their training files (default: a temporary folder);
+    ``progress``: a progress bar on stderr while each fold is scored."""
     from sparse_ner.core.export import load
 
     assignment = assign_folds(examples, folds, seed)
@@ -79,7 +81,8 @@ def out_of_fold(
                 continue
             train = [ex for ex, f in zip(examples, assignment) if f != k]
             tagger = load(train_fold(train, config, root, f"fold{k}", training))
-            for i, r in zip(held, score_examples(tagger, [examples[i] for i in held], batch_size)):
+            bar = f"review: scoring fold {k + 1} of {folds}" if progress else False
+            for i, r in zip(held, score_examples(tagger, [examples[i] for i in held], batch_size, progress=bar)):
                 r.index, r.fold = i, k
                 reviews[i] = r
     return add_relative_scores([r for r in reviews if r is not None])

@@ -54,6 +54,7 @@ def review(
     models_dir: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    progress: bool = False,
 ) -> Reviewed:
     """Rank the examples of ``data`` hardest first; write review tasks to ``output`` and an HTML report.
 
@@ -62,8 +63,8 @@ def review(
     overrides, see :func:`~sparse_ner.training.train.fit`; ``models_dir`` keeps them, ``seed`` assigns
     the folds). ``top`` writes only the N hardest tasks; the report (``html``, default ``output`` with
     ``.html``; none when ``output`` is ``-`` and no ``html`` is given) shows ``report_top`` examples.
-    Raises ``ValueError`` on conflicting arguments or when no example of ``data`` is usable (nothing is
-    written then).
+    ``progress`` shows a progress bar on stderr while examples are scored. Raises ``ValueError`` on
+    conflicting arguments or when no example of ``data`` is usable (nothing is written then).
     """
     if (model is None) == (config is None):
         raise ValueError("give one of model (score with it) and config (train out-of-fold models)")
@@ -75,14 +76,14 @@ def review(
         from sparse_ner.core.export import load
 
         tagger = load(model)
-        reviews = score_examples(tagger, read_data(data, tagger.labels, column_encoding), batch_size)
+        reviews = score_examples(tagger, read_data(data, tagger.labels, column_encoding), batch_size, progress=progress)
         source = f"model {model} (in-sample if it was trained on this data)"
     else:
         from sparse_ner.review.folds import out_of_fold
 
         k = DEFAULT_FOLDS if folds is None else folds
         reviews = out_of_fold(read_data(data, None, column_encoding), config, k, training=training,
-                              models_dir=models_dir, seed=seed, batch_size=batch_size)  # fmt: skip
+                              models_dir=models_dir, seed=seed, batch_size=batch_size, progress=progress)  # fmt: skip
         source = f"{k}-fold out-of-fold models trained with {config}"
     if not reviews:
         raise ValueError(f"no usable examples in {data}")

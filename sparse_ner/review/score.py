@@ -51,6 +51,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from sparse_ner.core.progress import progress_bar
 from sparse_ner.data.example import Example
 from sparse_ner.tags import TokenSpan
 
@@ -126,14 +127,15 @@ def _tempered(crf: Any, temperature: float) -> Any:
 
 
 def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 64,
-                   start_index: int = 0, temperature: float = 1.0) -> list[Review]:  # fmt: skip
+                   start_index: int = 0, temperature: float = 1.0, progress: bool | str = False) -> list[Review]:  # fmt: skip
     """Score ``examples`` with ``tagger`` (a :class:`~sparse_ner.core.tagger.Tagger`): one :class:`Review` each.
 
     Spans with labels the tagger does not know are left out of the annotation it is scored on.
     ``temperature`` divides every CRF score (emissions and transitions) before scoring: > 1 flattens
     the model's probabilities, < 1 sharpens them (calibration; the Viterbi spans do not change).
     The tagger's prediction-time ``o_bias`` is set aside: an annotation is scored under the model's
-    own distribution (the review's measurements in BENCHMARKS.md were made so).
+    own distribution (the review's measurements in BENCHMARKS.md were made so). ``progress``: a
+    progress bar on stderr (a string names it).
     """
     import torch
 
@@ -148,9 +150,11 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
         collapse[k, classes.index(split_tag(tag)[1] or "O")] = 1.0
     device = tagger.emit.weight.device
     reviews: list[Review] = []
-    with tagger.eval_without_o_bias():
+    bar = progress_bar(len(examples), progress, "review: scoring")
+    with tagger.eval_without_o_bias(), bar:
         for i in range(0, len(examples), batch_size):
             chunk = examples[i : i + batch_size]
+            bar.update(len(chunk))
             inputs = tagger.encoder.collate([tagger.encoder.featurize(ex.words) for ex in chunk])
             inputs = {k: v.to(device) for k, v in inputs.items()}
             mask = inputs["word_mask"]  # (B, T)

@@ -111,6 +111,22 @@ def test_scores_are_what_they_say(tagger: Tagger) -> None:
     assert r.type_probs.shape == (len(ex), 1 + len(LABELS))
 
 
+def test_progress_bars_count_every_text_and_change_nothing(tagger: Tagger, capsys: pytest.CaptureFixture) -> None:
+    from sparse_ner.core.evaluate import evaluate_tagger
+
+    examples = gold(70, seed=4)
+    quiet = score_examples(tagger, examples, batch_size=32)
+    assert capsys.readouterr().err == ""
+    shown = score_examples(tagger, examples, batch_size=32, progress=True)
+    err = capsys.readouterr().err
+    assert "review: scoring" in err and "70/70" in err
+    assert [r.scores for r in shown] == [r.scores for r in quiet]
+    plain = evaluate_tagger(tagger, examples, batch_size=8)
+    assert evaluate_tagger(tagger, examples, batch_size=8, progress=True) == plain  # 8 * 16 < 70: one chunk
+    assert "evaluate" in capsys.readouterr().err
+    assert evaluate_tagger(tagger, examples, batch_size=2) == evaluate_tagger(tagger, examples, batch_size=64)
+
+
 def test_binary_answers_score_accepts_and_rejects(tagger: Tagger) -> None:
     ex = next(ex for ex in gold(10, seed=3) if ex.accepted)
     (s, e, label) = ex.accepted[0].key
