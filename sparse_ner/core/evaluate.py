@@ -39,8 +39,9 @@ def evaluate_tagger(tagger: Any, examples: list, batch_size: int = 64, progress:
     step = batch_size * 16
     with progress_bar(len(examples), progress, "evaluate") as bar:
         for i in range(0, len(examples), step):
-            preds += tagger.tag(examples[i : i + step], batch_size=batch_size)
-            bar.update(len(examples[i : i + step]))
+            chunk = examples[i : i + step]
+            preds += tagger.tag(chunk, batch_size=batch_size)
+            bar.update(len(chunk))
     metric.update([[s[:3] for s in spans] for spans in preds], [[s.key for s in ex.accepted] for ex in examples],
                   [[s.key for s in ex.rejected] for ex in examples], [ex.complete for ex in examples])  # fmt: skip
     return {k: float(v) for k, v in metric.compute().items()}

@@ -100,37 +100,21 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
             f"or annotate some texts with sparse_ner.correct into {folder} first"
         )
     if online is None:
+        from sparse_ner.core.encoders import choose_encoder, coverage_warning
+        from sparse_ner.loop.online import words_of
+
         source = iter(source)
-        head = list(islice(source, COVERAGE_TEXTS))  # looked at, then given back to the vocabulary below
-        source = chain(head, source)
-        if encoder is None:
-            from sparse_ner.core.encoders import choose_encoder
-            from sparse_ner.loop.online import words_of
-
-            encoder, why = choose_encoder(words_of(t) for t in head)
+        head = [words_of(t) for t in islice(source, COVERAGE_TEXTS)]  # looked at, then given to the vocabulary
+        named = encoder is not None
+        if not named:
+            encoder, why = choose_encoder(head)
             log.info("new model in %s: encoder %s: %s (choose with --encoder small|minilm|FOLDER)", folder, encoder, why)
-        elif encoder != "small":
-            _warn_coverage(encoder, head)
-        texts = islice(source, VOCAB_TEXTS) if encoder == "small" else None
+        texts = chain(head, islice(source, VOCAB_TEXTS - len(head))) if encoder == "small" else None
         online = OnlineTagger.from_config(labels, encoder, texts=texts, patterns=pats)
+        message = coverage_warning(online.tagger.encoder, head, encoder, "the first texts") if named else None
+        if message:  # the user's choice stands
+            log.warning("%s: --encoder small learns their own words", message)
     return online
-
-
-def _warn_coverage(encoder: str, texts: List[dict]) -> None:
-    """Log a warning when the tokenizer of the pretrained ``encoder`` named for a new model does not
-    know more than ``UNKNOWN_MAX`` of the words of ``texts`` (the user's choice stands)."""
-    from transformers import AutoTokenizer
-
-    from sparse_ner.core.encoders import UNKNOWN_MAX, default_minilm_path, unknown_words
-    from sparse_ner.loop.online import words_of
-
-    path = default_minilm_path() if encoder == "minilm" else Path(encoder)
-    if path is None or not (Path(path) / "config.json").exists():
-        return  # building the encoder says what is wrong
-    cover = unknown_words(AutoTokenizer.from_pretrained(path, local_files_only=True), (words_of(t) for t in texts))
-    if cover.share > UNKNOWN_MAX:
-        log.warning("the tokenizer of %s does not know %.0f%% of the words of the first texts (e.g. %s): "
-                    "--encoder small learns their own words", encoder, 100 * cover.share, " ".join(cover.examples))
 
 
 def teach_stream(stream: Iterable[dict], online: Any, algorithm: str = "ema", bias: float = 0.0) -> Iterator[dict]:

