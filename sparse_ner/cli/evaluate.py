@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from sparse_ner.core.evaluate import evaluate
     from sparse_ner.core.metrics import format_report
+    from sparse_ner.core.progress import wanted
 
-    result = evaluate(args.model, args.gold, args.encoding, args.batch_size, progress=not args.no_progress and sys.stderr.isatty())
+    result = evaluate(args.model, args.gold, args.encoding, args.batch_size, progress=wanted(args.no_progress))
     print(json.dumps(result, indent=2, sort_keys=True) if args.json else format_report(result))
     return 0
 

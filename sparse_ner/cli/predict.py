@@ -21,8 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from sparse_ner.core.predict import predict_file
+    from sparse_ner.core.progress import wanted
 
-    progress = not args.no_progress and sys.stderr.isatty()
+    progress = wanted(args.no_progress)
     predict_file(args.model, args.input, args.output, args.batch_size, device=args.device, progress=progress)
     return 0
 

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from jsonargparse import ArgumentError
 
+    from sparse_ner.core.progress import wanted
     from sparse_ner.review.report import summary
     from sparse_ner.review.run import review
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         result = review(args.data, args.output, model=args.model, config=args.config, folds=args.folds,
                         score=args.score, top=args.top, html=args.html, report_top=args.report_top,
                         column_encoding=args.encoding, training=training, models_dir=args.models_dir,
-                        seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress and sys.stderr.isatty())  # fmt: skip
+                        seed=args.seed, batch_size=args.batch_size, progress=wanted(args.no_progress))  # fmt: skip
     except ArgumentError as err:  # a training override the config's typed options refuse
         parser.error(f"training options: {err}")
     except ValueError as err:

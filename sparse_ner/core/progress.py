@@ -28,4 +28,9 @@ def progress_bar(total: int, progress: bool | str, desc: str, unit: str = " text
     return tqdm(total=total, desc=progress if isinstance(progress, str) else desc, unit=unit, file=sys.stderr)
 
 
-__all__ = ["progress_bar"]
+def wanted(no_progress: bool) -> bool:
+    """Whether a command line shows progress bars: stderr is a terminal and ``--no-progress`` was not given."""
+    return not no_progress and sys.stderr.isatty()
+
+
+__all__ = ["progress_bar", "wanted"]
