@@ -1,4 +1,4 @@
-"""``sparse-ner SUB --help`` is quick (it imports no torch, no Lightning: its wall time is measured by
+"""``sparse-ner SUB --help`` is quick (it imports no torch, no Lightning, not even numpy or srsly: its wall time is measured by
 ``scripts/bench_cli_help.py``, not here) and accurate (the stored ``train --help`` is the live LightningCLI help)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from sparse_ner.cli import SUBCOMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "pytorch_lightning", "lightning", "transformers", "spacy")
+HEAVY = ("torch", "pytorch_lightning", "lightning", "transformers", "spacy", "numpy", "srsly")
 PROBE = """
 import contextlib, io, json, sys
 from sparse_ner.cli import main

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Literal
 
-import srsly
 
 
 class DataError(ValueError):
@@ -32,6 +31,8 @@ def read_jsonl(source: str | Path, on_error: Literal["raise", "skip"] = "raise",
 
     ``stats`` (a :class:`~sparse_ner.data.prodigy.ReadStats`) counts skipped lines as ``malformed_json``.
     """
+    import srsly  # here, not at the top: command lines' --help imports this module
+
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     name = "<stdin>" if str(source) == "-" else str(source)
