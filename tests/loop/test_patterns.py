@@ -79,3 +79,74 @@ def test_invalid_token_attribute_is_refused_by_spacy(tmp_path):
     path = write(tmp_path, [{"label": "ORG", "pattern": [{"nonsense": "x"}]}])
     with pytest.raises(Exception):
         PatternMatcher(read_patterns(path))
+
+
+PINNED = [
+    {"label": "ORG", "pattern": "New York Times"},
+    {"label": "LOC", "pattern": "U.S."},
+    {"label": "ORG", "pattern": [{"LOWER": "apple"}]},
+    {"label": "ORG", "pattern": [{"lower": {"in": ["acme", "école"]}}, {"is_title": True, "op": "?"}]},
+    {"label": "PER", "pattern": [{"orth": "Ann"}, {"is_title": True}]},
+    {"label": "PER", "pattern": [{"TEXT": {"IN": ["Bob", "Bo"]}}]},
+]
+UNPINNED = [  # a first token not pinned to words: every text must be matched
+    [{"is_title": True}, {"lower": "corp"}],
+    [{"lower": "the", "op": "?"}, {"lower": "apple"}],
+    [{"lower": {"not_in": ["x"]}}, {"lower": "corp"}],
+    [{"lower": {"regex": "^ac"}}],
+]
+
+
+def test_texts_without_a_first_word_are_skipped_and_nothing_else_changes(tmp_path):
+    import random
+
+    from sparse_ner.loop.patterns import first_words
+
+    vocab = ["New", "York", "Times", "U.S.", "U", ".", "S", "apple", "APPLE", "Apple", "acme", "Acme", "école",
+             "École", "Ann", "Lee", "Bob", "Bo", "the", "Corp", "corp", "x", "Ltd", "a"]  # fmt: skip
+    rng = random.Random(0)
+    texts = [[rng.choice(vocab) for _ in range(rng.randint(1, 8))] for _ in range(400)]
+    for extra in [None, *UNPINNED]:
+        lines = PINNED + ([{"label": "ORG", "pattern": extra}] if extra else [])
+        matcher = PatternMatcher(read_patterns(write(tmp_path, lines)))
+        assert (matcher._first is None) == (extra is not None)
+        full = PatternMatcher(read_patterns(write(tmp_path, lines)))
+        full._first = None  # match every text
+        assert [matcher(t) for t in texts] == [full(t) for t in texts]
+    first = first_words(read_patterns(write(tmp_path, PINNED)), PatternMatcher([]).nlp)
+    assert first is not None and {"New", "U.S.", "U", "Ann", "Bob", "Bo"} <= first.exact
+    assert first.lower == {"apple", "acme", "école"}
+    assert not first.could_start(["york", "times", "ann", "Lee"]) and first.could_start(["ÉCOLE"])
+
+
+def test_plain_token_patterns_match_as_spacys_matcher_does(tmp_path):
+    """Token patterns that are plain phrases run on a PhraseMatcher; the matches are spaCy Matcher's."""
+    import random
+
+    import spacy
+    from spacy.matcher import Matcher
+    from spacy.tokens import Doc
+
+    from sparse_ner.loop.patterns import as_phrase
+
+    token_patterns = [
+        [{"LOWER": "apple"}], [{"lower": "new"}, {"lower": "york"}], [{"ORTH": "New"}, {"TEXT": "York"}],
+        [{"lower": "New"}], [{"LOWER": "école"}], [{"orth": "U.S."}], [{"lower": "york"}, {"ORTH": "Times"}],
+        [{"LOWER": "new", "IS_TITLE": True}], [{"lower": "the"}, {"lower": "new"}, {"lower": "york"}],
+    ]  # fmt: skip
+    assert [as_phrase(p) is not None for p in token_patterns] == [True, True, True, False, True, True, False, False, True]
+    lines = [{"label": ["ORG", "LOC"][i % 2], "pattern": p} for i, p in enumerate(token_patterns)]
+    matcher = PatternMatcher(read_patterns(write(tmp_path, lines)))
+    nlp = spacy.blank("en")
+    reference = Matcher(nlp.vocab)
+    for i, p in enumerate(token_patterns):
+        reference.add(str(i), [p])
+    vocab = ["New", "new", "NEW", "York", "york", "Times", "apple", "Apple", "école", "École", "U.S.", "the", "The"]
+    rng = random.Random(1)
+    for _ in range(500):
+        words = [rng.choice(vocab) for _ in range(rng.randint(1, 7))]
+        hits = sorted((int(nlp.vocab.strings[k]), s, e) for k, s, e in reference(Doc(nlp.vocab, words=words)))
+        expected: dict = {}
+        for i, s, e in hits:
+            expected.setdefault((s, e - 1, lines[i]["label"]), str(i + 1))
+        assert matcher(words) == [Match(s, e, lab, pid) for (s, e, lab), pid in sorted(expected.items())], words
