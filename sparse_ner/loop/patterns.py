@@ -121,6 +121,12 @@ def as_phrase(pattern: list[dict[str, Any]]) -> tuple[str, list[str]] | None:
     return None
 
 
+def phrase_variants(phrase: str, nlp: Any) -> list[list[str]]:
+    """The words of a phrase pattern as spaCy's tokenizer and as :func:`tokenize` split it (each once)."""
+    variants = {tuple(t.text for t in nlp.make_doc(phrase)), tuple(t.text for t in tokenize(phrase))}
+    return [list(v) for v in sorted(variants)]
+
+
 def first_words(patterns: Sequence[Pattern], nlp: Any) -> FirstWords | None:
     """:class:`FirstWords` of ``patterns``, or None where a token pattern's first token is not pinned
     to words (``IS_TITLE``, ``REGEX``, an ``OP``, ...): then every text is matched."""
@@ -128,8 +134,7 @@ def first_words(patterns: Sequence[Pattern], nlp: Any) -> FirstWords | None:
     lower: set[str] = set()
     for p in patterns:
         if isinstance(p.pattern, str):
-            variants = ([t.text for t in nlp.make_doc(p.pattern)], [t.text for t in tokenize(p.pattern)])
-            exact.update(words[0] for words in variants if words)
+            exact.update(words[0] for words in phrase_variants(p.pattern, nlp) if words)
             continue
         first = {k.upper(): v for k, v in p.pattern[0].items()}
         if "OP" in first:
@@ -175,11 +180,9 @@ class PatternMatcher:
 
         for p in self.patterns:
             if isinstance(p.pattern, str):
-                variants = {tuple(t.text for t in self.nlp.make_doc(p.pattern)),
-                            tuple(t.text for t in tokenize(p.pattern))}  # fmt: skip
-                self._phrase.add(p.id, [Doc(self.nlp.vocab, words=list(v)) for v in sorted(variants)])
-            elif (words := as_phrase(p.pattern)) is not None:  # the same matches, far faster than Matcher
-                attr, words = words
+                self._phrase.add(p.id, [Doc(self.nlp.vocab, words=v) for v in phrase_variants(p.pattern, self.nlp)])
+            elif (phrase := as_phrase(p.pattern)) is not None:  # the same matches, far faster than Matcher
+                attr, words = phrase
                 into = self._phrase if attr == "ORTH" else self._lower
                 into.add(p.id, [Doc(self.nlp.vocab, words=words)])
             else:
@@ -211,4 +214,4 @@ class PatternMatcher:
         return "".join(line + "\n" for line in lines)
 
 
-__all__ = ["FirstWords", "Match", "Pattern", "PatternMatcher", "as_patterns", "as_phrase", "first_words", "read_patterns"]
+__all__ = ["FirstWords", "Match", "Pattern", "PatternMatcher", "as_patterns", "as_phrase", "first_words", "phrase_variants", "read_patterns"]
