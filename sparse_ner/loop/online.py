@@ -13,7 +13,8 @@ the two callbacks of a Prodigy recipe over four parts, each with one job:
 - ``start_idle_training()``: the idle trainer (:mod:`sparse_ner.loop.idle`) keeps learning from the
   memory in a background thread while the annotator reads.
 - ``to_disk`` / ``from_disk``: the exported model (the format ``sparse_ner.load`` reads) plus
-  ``online/`` (answers, patterns, options and counts, optimizer state), written crash-safely
+  ``online/`` (answers, patterns, options and counts, optimizer state, and the raw weights where the
+  model holds averaged ones: :mod:`sparse_ner.loop.learner`), written crash-safely
   (:mod:`sparse_ner.loop.saving`).
 
 One lock (``lock``) guards the parameters: ``update`` holds it while training, scoring while one
