@@ -113,14 +113,22 @@ class TaggerModule(pl.LightningModule):
                   f"--model.encoder small learns the data's own words, or give a model folder for this language",
                   flush=True)  # fmt: skip
 
-    def setup(self, stage: str) -> None:
+    def configure_model(self) -> None:
+        """Build the tagger from the data module, once. Lightning calls this after :meth:`setup`; callbacks
+        that copy the model when fitting starts (``EMAWeightAveraging``) call it before, so the copy
+        holds the tagger. Without a data module (``load_from_checkpoint``) the checkpoint builds it."""
         dm = self.trainer.datamodule if self._trainer is not None else None
+        if self.tagger is not None or dm is None:
+            return
+        if self.hparams.entity_ratio == "auto":
+            self.resolve_entity_ratio(dm.train_examples or [], dm.dev_examples)
+        self.build(self.hparams.labels or dm.labels, dm.train_words())
+
+    def setup(self, stage: str) -> None:
+        self.configure_model()
         if self.tagger is None:
-            if dm is None:
-                raise RuntimeError("TaggerModule builds its tagger from a TaggerDataModule: pass datamodule=")
-            if self.hparams.entity_ratio == "auto":
-                self.resolve_entity_ratio(dm.train_examples or [], dm.dev_examples)
-            self.build(self.hparams.labels or dm.labels, dm.train_words())
+            raise RuntimeError("TaggerModule builds its tagger from a TaggerDataModule: pass datamodule=")
+        dm = self.trainer.datamodule if self._trainer is not None else None
         if dm is not None and hasattr(dm, "attach"):
             dm.attach(self.tagger.batch_builder)
 

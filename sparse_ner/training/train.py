@@ -91,12 +91,16 @@ class _Quiet(logging.Filter):
 
 
 def silence_lightning_adverts() -> None:
-    """Drop Lightning's tips, adverts and ``GPU available`` lines from its rank-zero log."""
+    """Drop Lightning's tips, adverts and ``GPU available`` lines from its rank-zero log (and its
+    sharding warning for weight averaging)."""
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
                  "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):  # fmt: skip
         logger = logging.getLogger(name)
         if not any(isinstance(f, _Quiet) for f in logger.filters):
             logger.addFilter(_Quiet())
+    # TaggerModule builds its tagger in configure_model so that EMAWeightAveraging's copy holds it;
+    # the callback then warns that it cannot shard the model, which nothing here does
+    warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback with a model that overrides")
 
 
 class RandomState(Callback):
