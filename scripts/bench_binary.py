@@ -14,7 +14,8 @@ selection. Rows:
 - ``crf-minilm-shape`` (+ ``-gold``, ``-no-rejects``): MiniLM-L6 with a 16-dim capitalization-shape embedding
   per word; ``crf-minilm-shape-looplr`` (+ ``-gold``, ``-no-rejects``): the same at the annotation loop's learning
   rates and dropout; ``crf-minilm-shape-looplr-eer-tight`` (+ ``-w10``): that with the entity-ratio margin 0.02
-  (weight 1, or 10);
+  (weight 1, or 10); ``crf-minilm-shape-looplr-ema`` (+ ``-gold``): that with Lightning's ``EMAWeightAveraging``
+  (decay 0.95 per step; validation, checkpoints and the exported model use the average);
 - ``crf-small-no-rejects``, ``crf-small-no-eer``, ``crf-small-as-o``: ablations (rejected spans dropped;
   no expected-entity-ratio penalty; unannotated tokens taken as ``O``); ``crf-minilm-no-rejects``: MiniLM-L6
   on the accepted spans only, the data of the method peers (``scripts/bench_peers.py``);
@@ -67,6 +68,8 @@ MINILM_SHAPE = ["--model.encoder", "minilm", "--model.encoder_options", '{"shape
 MINILM_SHAPE_LOOP = ["--model.encoder", "minilm", "--model.encoder_options", '{"shape_dim": 16}', "--model.lr", "2e-3",
                      "--model.encoder_lr", "1e-4", "--model.dropout", "0.1"]  # fmt: skip
 NO_RATIO, NO_REJECTS = ["--model.entity_ratio", "null"], ["--data.use_rejects", "false"]
+# Lightning's EMA of the weights (decay 0.95 per step: about the last 20 steps, an epoch of 1,000 tasks at batch 32)
+EMA = ["--trainer.callbacks+=pytorch_lightning.callbacks.EMAWeightAveraging", "--trainer.callbacks.decay", "0.95"]
 
 # row -> (kind, overrides for sparse_ner.train, or spaCy mode)
 ROWS: dict[str, tuple[str, list[str]]] = {
@@ -91,6 +94,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-minilm-shape-looplr-eer-tight-w10": ("ours", [*MINILM_SHAPE_LOOP, "--model.ratio_margin", "0.02",
                                                        "--model.ratio_weight", "10"]),
     "crf-minilm-shape-looplr-reject-prior": ("ours", [*MINILM_SHAPE_LOOP, "--model.reject_prior", "0.5"]),
+    "crf-minilm-shape-looplr-ema": ("ours", [*MINILM_SHAPE_LOOP, *EMA]),
+    "crf-minilm-shape-looplr-ema-gold": ("ours-gold", [*NO_RATIO, *MINILM_SHAPE_LOOP, *EMA]),
     "crf-minilm-reject-prior": ("ours", [*MINILM, "--model.reject_prior", "0.5"]),
     "crf-minilm-no-rejects": ("ours", [*MINILM, *NO_REJECTS]),
     "crf-minilm-gold": ("ours-gold", [*NO_RATIO, *MINILM]),
