@@ -7,7 +7,7 @@ else is assumed). :meth:`Learner.consolidate` trains on random samples of every 
 the annotator's idle time. A transformer fine-tunes only its top ``train_layers`` layers and runs
 under bfloat16 autocast where that is fast here (:func:`bf16_supported`); the CRF stays in float32.
 
-With ``average`` (a decay; a transformer's default), the learner also keeps an exponential moving
+With ``average`` (a decay; 0.97 by default, 0: off), the learner also keeps an exponential moving
 average of the trainable weights, updated after every step (``torch.optim.swa_utils``'s EMA update).
 :meth:`Learner.averaged_weights` puts it into the tagger while tasks are pre-annotated or the
 model is evaluated or exported, and the raw weights back afterwards: the steps always continue from
@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from sparse_ner.core.tagger import Tagger
-from sparse_ner.loop.defaults import DEFAULTS, SMALL_REPLAY, TRANSFORMER_AVERAGE, TRANSFORMER_REPLAY
+from sparse_ner.loop.defaults import AVERAGE, DEFAULTS, SMALL_REPLAY, TRANSFORMER_REPLAY
 from sparse_ner.loop.memory import AnswerMemory
 
 
@@ -90,7 +90,7 @@ class Learner:
             replay = TRANSFORMER_REPLAY if transformer else SMALL_REPLAY
         self.steps, self.replay, self.steps_texts, self.grad_clip = steps, replay, steps_texts, grad_clip
         if average is None:
-            average = TRANSFORMER_AVERAGE if transformer else 0.0
+            average = AVERAGE
         if not 0.0 <= average < 1.0:
             raise ValueError(f"average must be a decay in [0, 1) (0: off), got {average}")
         self.average = float(average)

