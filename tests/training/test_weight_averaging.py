@@ -11,9 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import pytorch_lightning.callbacks as lightning_callbacks
 import torch
 
 from synthetic import make_corpus, train_args  # tests/synthetic.py
+
+pytestmark = pytest.mark.skipif(not hasattr(lightning_callbacks, "EMAWeightAveraging"),
+                                reason="EMAWeightAveraging came with pytorch-lightning 2.6")
 
 EMA = ["--trainer.callbacks+=pytorch_lightning.callbacks.EMAWeightAveraging", "--trainer.callbacks.decay=0.5"]
 CONSTANT = ["--model.decay=false", "--model.warmup=0"]  # the same schedule whatever max_epochs is
