@@ -76,11 +76,11 @@ def test_a_wrong_column_encoding_suggests_the_right_one(tmp_path: Path, capsys) 
     col.write_text("Anna S-PER\nmet O\nBob B-PER\nSmith E-PER\n\n")
     line = one_line_error(capsys, ["simulate-teach", str(col), "-o", str(tmp_path / "t.jsonl")])  # default iob1
     assert "prefix 'S' is not valid in iob1" in line and "--encoding bioes" in line
-    assert main(["convert", str(col), "-o", str(tmp_path / "g.jsonl"), "--encoding", "iob1"]) == 1
-    assert "--encoding bioes" in capsys.readouterr().err
+    line = one_line_error(capsys, ["convert", str(col), "-o", str(tmp_path / "g.jsonl"), "--encoding", "iob1"])
+    assert "--encoding bioes" in line
     col.write_text("Bob B-PER\nSmith M-PER\nJr E-PER\n\n")
-    assert main(["convert", str(col), "-o", str(tmp_path / "g.jsonl"), "--encoding", "bio"]) == 1
-    assert "--encoding bmes" in capsys.readouterr().err
+    line = one_line_error(capsys, ["convert", str(col), "-o", str(tmp_path / "g.jsonl"), "--encoding", "bio"])
+    assert "--encoding bmes" in line
 
 
 def test_one_spelling_per_option(tmp_path: Path, capsys) -> None:
@@ -127,3 +127,15 @@ def test_resuming_with_nothing_to_resume_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     line = [x for x in out.stderr.splitlines() if x.strip()][-1]
     assert "nothing to resume" in line and "--run_name" in line
+
+
+def test_convert_mistakes_end_in_one_line(tmp_path: Path, capsys) -> None:
+    """convert reports like every other command: output over its input, a format it cannot tell."""
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"text": "Anna met Bob", "answer": "accept", "spans": [{"start": 0, "end": 4, "label": "PER"}]}\n')
+    before = data.read_bytes()
+    line = one_line_error(capsys, ["convert", str(data), "-o", str(data)])
+    assert "over its own input" in line
+    assert data.read_bytes() == before
+    line = one_line_error(capsys, ["convert", str(data), "-o", str(tmp_path / "out.txt")])
+    assert "--to FORMAT" in line and not (tmp_path / "out.txt").exists()

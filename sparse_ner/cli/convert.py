@@ -70,17 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             formats.append(infer_format(path, given))
         except ValueError as err:
-            raise SystemExit(f"sparse-ner convert: error: {err}: give --encoding ENC (the column file's) or {flag} FORMAT") from None
+            raise ValueError(f"{err}: give --encoding ENC (the column file's) or {flag} FORMAT") from None
     src, dst = formats
     stats = ReadStats()
     try:
         n = convert(args.input, args.output, src, dst, labels=args.labels.split(",") if args.labels else None,
                     complete=args.complete, column=args.column, sep={"space": " ", "none": ""}.get(args.sep),
                     on_error="skip" if args.skip_malformed else "raise", stats=stats)  # fmt: skip
-    except ValueError as err:  # DataError included
-        print(f"convert: {err}", file=sys.stderr)
-        return 1
-    finally:
+    finally:  # a ValueError (DataError included) goes to sparse_ner.cli.run: one line, status 2
         if src == "jsonl" and stats.total:
             print(stats.report(), file=sys.stderr)
     what = "records" if dst == "jsonl" else "sentences"

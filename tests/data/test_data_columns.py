@@ -110,14 +110,15 @@ def test_convert_cli_round_trip(tmp_path, capsys):
     assert convert_main([str(tmp_path / "g.jsonl"), str(tmp_path / "back.txt"), "--to", "bioes"]) == 0
     assert (tmp_path / "back.txt").read_text() == col.read_text()
     assert "used" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="cannot infer the format"):
         convert_main([str(col), str(tmp_path / "x.txt")])
 
 
 def test_convert_refuses_sparse_to_columns(tmp_path, capsys):
     srsly.write_jsonl(tmp_path / "t.jsonl", [{"text": "Anna met Bob", "spans": [{"start": 0, "end": 4, "label": "PER"}], "answer": "accept"}])
-    assert convert_main([str(tmp_path / "t.jsonl"), str(tmp_path / "t.txt"), "--to", "iob2"]) == 1
-    assert "sparse" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="is sparse"):
+        convert_main([str(tmp_path / "t.jsonl"), str(tmp_path / "t.txt"), "--to", "iob2"])
+    assert not (tmp_path / "t.txt").exists()
 
 
 @pytest.mark.skipif(not (SHARED / "wikigold").is_dir(), reason="shared/data/wikigold not available")
