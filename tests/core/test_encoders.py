@@ -392,3 +392,22 @@ def test_unknown_words_counts_words_the_tokenizer_cannot_represent(minilm: Trans
     name, why = choose_encoder([texts[1]])
     assert cover.share < 1 and unknown_words(minilm.tokenizer, [texts[1]]).share > UNKNOWN_MAX
     assert name == "small" and "does not know" in why
+
+
+def test_a_half_precision_checkpoint_loads_in_float32(bert_folder, tmp_path) -> None:
+    """A folder saved in float16 (as many published checkpoints are) gives float32 weights, the same
+    values, and so float32 vectors: the optimizer never steps half-precision weights."""
+    import shutil
+
+    from transformers import AutoModel
+
+    half = tmp_path / "half"
+    shutil.copytree(bert_folder, half)
+    AutoModel.from_pretrained(bert_folder).half().save_pretrained(half)
+    encoder = TransformerEncoder(half)
+    assert {p.dtype for p in encoder.parameters()} == {torch.float32}
+    reference = AutoModel.from_pretrained(bert_folder).half().float()
+    for (name, p), q in zip(encoder.model.named_parameters(), reference.parameters()):
+        assert torch.equal(p, q), name
+    vectors, _ = encoder.encode([["paris", "anna"]])
+    assert vectors.dtype == torch.float32

@@ -189,7 +189,10 @@ class TransformerEncoder(Encoder):
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         if not self.tokenizer.is_fast:
             raise ValueError(f"{self.path}: a fast tokenizer is required to align words")
-        self.model = AutoModel.from_pretrained(self.path, local_files_only=True)
+        # float32 weights whatever dtype the checkpoint stores (transformers 5 would keep a float16 or
+        # bfloat16 checkpoint in it, and the optimizer would then step in half precision); autocast
+        # gives bf16 compute where it is asked for
+        self.model = AutoModel.from_pretrained(self.path, local_files_only=True).float()
         self.prefix, self.suffix = self._special_tokens()
         max_window = subword_limit(self.model.config, self.tokenizer) - len(self.prefix) - len(
             self.suffix
