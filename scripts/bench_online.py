@@ -19,6 +19,9 @@ untrained, which does not change its speed) tags the same sentences from their w
 (``Doc(words=...)``, so neither side tokenizes), in batches of 64; rounds alternate with ours and
 the medians of process CPU time are compared (``spacy_sent_per_cpu_s``, ``x_spacy``).
 
+``--device cuda`` runs the model on a GPU (the loop's update() and scoring there; ``--no-patterns``
+where spaCy is not installed, as on the GPU machine of ``scripts/gpu_session.sh``).
+
 Wall-clock and process CPU time are both reported: on shared cores the wall clock includes waiting
 for other processes (the 1-minute load average is printed with each row). Data are read from
 ../shared/data (never copied). Prints a Markdown table and one JSON line per row.
@@ -51,15 +54,16 @@ def percentile(xs: list[float], q: float) -> float:
 
 def bench(encoder: str, args: argparse.Namespace) -> dict:
     from sparse_ner.data.io import read_jsonl
-    from sparse_ner.loop.online import OnlineTagger
+    from sparse_ner.loop.online import OnlineTagger, cold_tagger
     from sparse_ner.loop.patterns import read_patterns
     from sparse_ner.loop.simulate import as_task, read_gold
 
     torch.manual_seed(0)
-    train = read_gold(DATA / "conll2003" / "train.txt")
     test = [ex for ex in read_gold(DATA / "conll2003" / "test.txt") if ex.tokens][: args.score_limit]
-    patterns = read_patterns(ROOT / "examples" / "patterns_conll.jsonl", LABELS)
-    texts = [as_task(ex, i) for i, ex in enumerate(train)] if encoder == "small" else None
+    patterns = [] if args.no_patterns else read_patterns(ROOT / "examples" / "patterns_conll.jsonl", LABELS)
+    texts = None
+    if encoder == "small":  # the small encoder's vocabulary comes from the training texts
+        texts = [as_task(ex, i) for i, ex in enumerate(read_gold(DATA / "conll2003" / "train.txt"))]
     options = {"steps": args.steps} if args.steps else {}
     if args.bf16 != "auto":
         options["bf16"] = args.bf16 == "on"
@@ -68,8 +72,8 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
         options[key] = yaml.safe_load(value)
     encoder_options = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.encoder_option)}
     tagger = {"encoder": encoder, "entity_ratio": 0.15, **({"encoder_options": encoder_options} if encoder_options else {})}
-    online = OnlineTagger.from_config(LABELS, tagger, texts=texts,
-                                      patterns=patterns, **options)  # fmt: skip
+    model = cold_tagger(LABELS, tagger, texts, 0.15, patterns).to(args.device)  # OnlineTagger.from_config, on a device
+    online = OnlineTagger(model, patterns=patterns or None, **options)
     answers = (r for _, r in read_jsonl(DATA / "teach" / "conll2003_train_teach.jsonl"))
     warm = list(itertools.islice(answers, args.warmup))
     for i in range(0, len(warm), 10):
@@ -102,7 +106,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
                  "ours_sent_per_cpu_s_median": round(len(stream) / statistics.median(ours_cpu), 1),
                  "x_spacy": round(spacy_cpu / statistics.median(ours_cpu), 2), "rounds": len(ours_cpu)}  # fmt: skip
     return {
-        "encoder": encoder, "encoder_options": encoder_options, "options": {k: v for k, v in options.items() if k not in ("steps", "bf16")}, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
+        "encoder": encoder, "device": str(model.device), "patterns": len(patterns), "encoder_options": encoder_options, "options": {k: v for k, v in options.items() if k not in ("steps", "bf16")}, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
         "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
         "updates": len(ms), "score_sentences": len(stream), "score_sent_per_s": round(len(stream) / seconds, 1),
         "update_cpu_p50_ms": round(statistics.median(cpu_ms), 1), "update_cpu_p95_ms": round(percentile(cpu_ms, 0.95), 1),
@@ -159,6 +163,9 @@ def main() -> None:
     p.add_argument("--spacy", type=int, default=0, metavar="ROUNDS",
                    help="also time spaCy's default CNN NER on the same sentences, ROUNDS rounds alternating with ours")
     p.add_argument("--score-limit", type=int, default=None, help="test sentences to score (default: all)")
+    p.add_argument("--device", default="cpu", help="where the model runs (cuda: scripts/gpu_session.sh)")
+    p.add_argument("--no-patterns", action="store_true",
+                   help="no match patterns (they need spaCy, which the GPU machine lacks)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -170,7 +177,7 @@ def main() -> None:
           "| scoring sent per CPU-s | suggestions/sent | load |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['encoder']}{' (bf16)' if r['bf16'] else ''} | {r['steps']} | {r['threads']} | {r['update_p50_ms']} | {r['update_p95_ms']} | {r['update_max_ms']} "
+        print(f"| {r['encoder']}{' (bf16)' if r['bf16'] else ''}{' on ' + r['device'] if r['device'] != 'cpu' else ''} | {r['steps']} | {r['threads']} | {r['update_p50_ms']} | {r['update_p95_ms']} | {r['update_max_ms']} "
               f"| {r['update_cpu_p50_ms']} / {r['update_cpu_p95_ms']} | {r['score_sent_per_s']} ({r['score_sentences']} sent.) "
               f"| {r['score_sent_per_cpu_s']} | {r['suggestions_per_sentence']} "
               f"| {r['load_avg_1m']} |")

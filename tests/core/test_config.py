@@ -101,3 +101,21 @@ def test_the_batch_has_the_strict_lattice_exactly_when_the_reject_prior_needs_it
     prior = TaggerConfig(encoder_options=SMALL, reject_prior=0.5).build(["LOC", "PER"], WORDS)
     assert "strict_lattice" not in plain.make_batch([ex]) and "strict_lattice" in prior.make_batch([ex])
     assert torch.isfinite(prior.loss(prior.make_batch([ex])))
+
+
+@pytest.mark.gpu  # run on a GPU machine: pytest -m gpu (deselected by default; scripts/gpu_session.sh runs it)
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_reject_prior_loss_on_the_gpu_matches_the_cpu():
+    """The strict lattice (rejected spans ruled out for every label) travels to the device with the batch."""
+    ex = make_example(["Anna", "lives", "in", "Rome"], ["B-PER", "O", "O", "B-LOC"])
+    ex.rejected = [dataclasses.replace(ex.accepted[0], label="LOC"), dataclasses.replace(ex.accepted[1], label="PER")]
+    ex.accepted = ex.accepted[1:]
+    ex.complete = False
+    torch.manual_seed(0)
+    tagger = TaggerConfig(encoder_options=SMALL, reject_prior=0.5, dropout=0.0).build(["LOC", "PER"], WORDS).eval()
+    cpu = tagger.loss(tagger.make_batch([ex]))
+    tagger = tagger.cuda()
+    batch = tagger.to_device(tagger.make_batch([ex]))
+    assert batch["strict_lattice"].base_of.device.type == "cuda"
+    gpu = tagger.loss(batch)
+    assert gpu.device.type == "cuda" and float(gpu) == pytest.approx(float(cpu), rel=1e-4)
