@@ -119,7 +119,7 @@ def dev_f1(online: Any, dev: list[Example]) -> dict[str, float]:
     from sparse_ner.core.metrics import EntityF1
 
     metric = EntityF1(online.labels)
-    with online.lock, online.learner.averaged_weights():
+    with online.learner.averaged_weights():  # holds the lock while the averaged weights are in
         preds = online.tagger.tag(dev, batch_size=128)
     metric.update([[s[:3] for s in spans] for spans in preds], [[s.key for s in ex.accepted] for ex in dev])
     return {k: float(v) for k, v in metric.compute().items() if k in ("precision", "recall", "f1")}
