@@ -59,11 +59,11 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     from sparse_ner.loop.simulate import as_task, read_gold
 
     torch.manual_seed(0)
-    test = [ex for ex in read_gold(DATA / "conll2003" / "test.txt") if ex.tokens][: args.score_limit]
+    test = [ex for ex in read_gold(args.data / "conll2003" / "test.txt") if ex.tokens][: args.score_limit]
     patterns = [] if args.no_patterns else read_patterns(ROOT / "examples" / "patterns_conll.jsonl", LABELS)
     texts = None
     if encoder == "small":  # the small encoder's vocabulary comes from the training texts
-        texts = [as_task(ex, i) for i, ex in enumerate(read_gold(DATA / "conll2003" / "train.txt"))]
+        texts = [as_task(ex, i) for i, ex in enumerate(read_gold(args.data / "conll2003" / "train.txt"))]
     options = {"steps": args.steps} if args.steps else {}
     if args.bf16 != "auto":
         options["bf16"] = args.bf16 == "on"
@@ -74,7 +74,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     tagger = {"encoder": encoder, "entity_ratio": 0.15, **({"encoder_options": encoder_options} if encoder_options else {})}
     model = cold_tagger(LABELS, tagger, texts, 0.15, patterns).to(args.device)  # OnlineTagger.from_config, on a device
     online = OnlineTagger(model, patterns=patterns or None, **options)
-    answers = (r for _, r in read_jsonl(DATA / "teach" / "conll2003_train_teach.jsonl"))
+    answers = (r for _, r in read_jsonl(args.data / "teach" / "conll2003_train_teach.jsonl"))
     warm = list(itertools.islice(answers, args.warmup))
     for i in range(0, len(warm), 10):
         online.update(warm[i : i + 10])
@@ -163,6 +163,7 @@ def main() -> None:
     p.add_argument("--spacy", type=int, default=0, metavar="ROUNDS",
                    help="also time spaCy's default CNN NER on the same sentences, ROUNDS rounds alternating with ours")
     p.add_argument("--score-limit", type=int, default=None, help="test sentences to score (default: all)")
+    p.add_argument("--data", type=Path, default=DATA, help="the shared data folder (default: ../shared/data)")
     p.add_argument("--device", default="cpu", help="where the model runs (cuda: scripts/gpu_session.sh)")
     p.add_argument("--no-patterns", action="store_true",
                    help="no match patterns (they need spaCy, which the GPU machine lacks)")
