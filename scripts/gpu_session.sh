@@ -4,9 +4,10 @@
 # and scoring on the GPU. Prepare the kit here first, then call the device tool from the repository root:
 #     python scripts/gpu_kit.py
 #     run(command="bash scripts/gpu_session.sh", carry=[".gpu"], timeout_s=590)
-# About 6 minutes of the 15 a session is lent (steps' limits add up to 580 s); a rerun names only what it
-# needs: STEPS="train evaluate" bash scripts/gpu_session.sh. Each step has its own time limit and writes its log under $OUT (what comes back), so a step that
-# fails or runs out of time costs only its own minutes. A dry run on a CPU machine checks the script:
+# About 6 minutes of the 15 a session is lent (the steps' limits add up to 580 s); a rerun names only
+# what it needs: STEPS="train evaluate" bash scripts/gpu_session.sh. Each step has its own time limit
+# and writes its log under $OUT (what comes back), so a step that fails or runs out of time costs only
+# its own minutes. A dry run on a CPU machine checks the script:
 #     PY=python OUT=/tmp/gpu_out SMOKE=1 bash scripts/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -66,10 +67,12 @@ step bench_gpu 120 "$PY" scripts/bench_gpu.py "${GPU_STEPS[@]}"
 #    0.784 with the O bias tuned on dev (BENCHMARKS.md)
 step train 240 "$PY" -m sparse_ner.train --config configs/conll_teach.yaml --run_name gpu_session \
   --data.train "$DATA/teach/conll2003_train_teach.jsonl" --data.dev "$DATA/conll2003/dev.txt" \
-  --data.test "$DATA/conll2003/test.txt" --trainer.default_root_dir /tmp/gpu_runs --export_dir /tmp/gpu_model --trainer.enable_progress_bar false \
+  --data.test "$DATA/conll2003/test.txt" --trainer.default_root_dir /tmp/gpu_runs --export_dir /tmp/gpu_model \
+  --trainer.enable_progress_bar false \
   --model.encoder minilm --model.encoder_options '{"shape_dim": 16}' --model.lr 2e-3 --model.encoder_lr 1e-4 \
   --model.dropout 0.1 "${TRAIN[@]}"
 step evaluate 40 "$PY" -m sparse_ner.evaluate /tmp/gpu_model "$TEST" --encoding iob1 --no-progress
-# 4. the annotation loop on the GPU: update() latency (with the idle thread) and stream scoring, MiniLM-L6
+# 4. the annotation loop on the GPU: update() latency (1 step, as beside the recipes' idle thread) and stream
+#    scoring, MiniLM-L6 (bf16 autocast where the GPU has it)
 step bench_online 90 "$PY" scripts/bench_online.py --data "$DATA" --encoders minilm --device "$DEV" --no-patterns --threads 4 --steps 1 "${ONLINE[@]}"
 cat "$OUT/summary.txt"
