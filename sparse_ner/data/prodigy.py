@@ -154,16 +154,19 @@ def _parse_tokens(record: dict, text: str, tokenizer: Callable[[str], list[Token
     if not isinstance(raw, list):
         return "bad_tokens"
     tokens = []
+    n, prev_end = len(text), 0
     for t in raw:
-        if not isinstance(t, dict) or not _is_int(t.get("start")) or not _is_int(t.get("end")):
+        if not isinstance(t, dict):
             return "bad_tokens"
-        s, e = t["start"], t["end"]
-        if not (0 <= s < e <= len(text)) or t.get("text", text[s:e]) != text[s:e]:
+        s, e = t.get("start"), t.get("end")
+        if not (_is_int(s) and _is_int(e) and prev_end <= s < e <= n):  # in order, inside the text
             return "bad_tokens"
-        if tokens and s < tokens[-1].end:
+        piece = text[s:e]
+        if "text" in t and t["text"] != piece:
             return "bad_tokens"
-        ws = t.get("ws", e < len(text) and text[e].isspace())
-        tokens.append(Token(text[s:e], s, e, bool(ws)))
+        ws = t["ws"] if "ws" in t else e < n and text[e].isspace()
+        tokens.append(Token(piece, s, e, bool(ws)))
+        prev_end = e
     return tokens
 
 

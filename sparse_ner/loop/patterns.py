@@ -15,8 +15,8 @@ tokens, so match offsets are the tokens the tagger sees. A token pattern that is
 (every token ``{"lower": word}``, or every token ``{"orth": word}``: what Prodigy's
 ``terms.to-patterns`` writes) runs on a ``PhraseMatcher`` instead, with the same matches (2,000 such
 patterns: 0.04 ms per CoNLL sentence instead of 3 ms; ``scripts/bench_patterns.py``), and a text
-holding none of the words that a match must start with is not matched at all. Needs ``pip install spacy`` (the
-``online`` extra); no spaCy model is downloaded.
+holding none of the words that some pattern's match must contain (:func:`key_words`) is not matched
+at all. Needs ``pip install spacy`` (the ``online`` extra); no spaCy model is downloaded.
 """
 
 from __future__ import annotations
@@ -95,14 +95,15 @@ def as_patterns(items: Iterable[Pattern | dict], labels: Sequence[str] | None = 
             for i, p in enumerate(items, start=1)]  # fmt: skip
 
 
-class FirstWords(NamedTuple):
-    """The words some pattern's match must start with: exact (``ORTH`` / ``TEXT``, phrase patterns)
-    and lower-cased (``LOWER``). A text with none of them has no match, so it is not matched at all."""
+class KeyWords(NamedTuple):
+    """Words one of which every match needs: for each pattern, one word its match must contain, exact
+    (``ORTH`` / ``TEXT``, phrase patterns) or lower-cased (``LOWER``). A text with none of them has no
+    match, so it is not matched at all."""
 
     exact: frozenset[str]
     lower: frozenset[str]
 
-    def could_start(self, words: Sequence[str]) -> bool:
+    def could_match(self, words: Sequence[str]) -> bool:
         return not self.exact.isdisjoint(words) or not self.lower.isdisjoint(w.lower() for w in words)
 
 
@@ -127,31 +128,38 @@ def phrase_variants(phrase: str, nlp: Any) -> list[list[str]]:
     return [list(v) for v in sorted(variants)]
 
 
-def first_words(patterns: Sequence[Pattern], nlp: Any) -> FirstWords | None:
-    """:class:`FirstWords` of ``patterns``, or None where a token pattern's first token is not pinned
-    to words (``IS_TITLE``, ``REGEX``, an ``OP``, ...): then every text is matched."""
+def _pinned(token: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """``("exact" | "lower", words)`` when a token pattern must match one of ``words``: it occurs at
+    least once (no ``OP``, or ``+``) and its ``ORTH`` / ``TEXT`` / ``LOWER`` is a word or ``{"IN": [...]}``."""
+    token = {k.upper(): v for k, v in token.items()}
+    if token.get("OP", "+") != "+":  # ?, *, !, {n,m}: the token may be absent
+        return None
+    for key, kind in (("ORTH", "exact"), ("TEXT", "exact"), ("LOWER", "lower")):
+        value = token.get(key)
+        if isinstance(value, dict):  # {"IN": [...]}; any other predicate does not pin the word
+            value = {k.upper(): v for k, v in value.items()}.get("IN") if len(value) == 1 else None
+        words = [value] if isinstance(value, str) else value
+        if isinstance(words, list) and words and all(isinstance(w, str) for w in words):
+            return kind, words
+    return None
+
+
+def key_words(patterns: Sequence[Pattern], nlp: Any) -> KeyWords | None:
+    """:class:`KeyWords` of ``patterns`` (a phrase's first word; a token pattern's first token that
+    must occur and is pinned to words, wherever it stands), or None where some token pattern has no
+    such token (e.g. only ``IS_TITLE``, ``REGEX`` or optional tokens): then every text is matched."""
     exact: set[str] = set()
     lower: set[str] = set()
     for p in patterns:
         if isinstance(p.pattern, str):
             exact.update(words[0] for words in phrase_variants(p.pattern, nlp) if words)
             continue
-        first = {k.upper(): v for k, v in p.pattern[0].items()}
-        if "OP" in first:
+        pinned = next((found for token in p.pattern if (found := _pinned(token)) is not None), None)
+        if pinned is None:
             return None
-        pinned = False
-        for key, into in (("ORTH", exact), ("TEXT", exact), ("LOWER", lower)):
-            value = first.get(key)
-            if isinstance(value, dict):  # {"IN": [...]}; any other predicate does not pin the word
-                value = {k.upper(): v for k, v in value.items()}.get("IN") if len(value) == 1 else None
-            words = [value] if isinstance(value, str) else value
-            if isinstance(words, list) and all(isinstance(w, str) for w in words):
-                into.update(words)
-                pinned = True
-                break
-        if not pinned:
-            return None
-    return FirstWords(frozenset(exact), frozenset(lower))
+        kind, words = pinned
+        (exact if kind == "exact" else lower).update(words)
+    return KeyWords(frozenset(exact), frozenset(lower))
 
 
 class PatternMatcher:
@@ -187,7 +195,7 @@ class PatternMatcher:
                 into.add(p.id, [Doc(self.nlp.vocab, words=words)])
             else:
                 self._token.add(p.id, [p.pattern])
-        self._first = first_words(self.patterns, self.nlp)
+        self._keys = key_words(self.patterns, self.nlp)
 
     def __len__(self) -> int:
         return len(self.patterns)
@@ -195,7 +203,7 @@ class PatternMatcher:
     def __call__(self, words: Sequence[str]) -> list[Match]:
         from spacy.tokens import Doc
 
-        if not words or self._first is not None and not self._first.could_start(words):
+        if not words or self._keys is not None and not self._keys.could_match(words):
             return []
         doc = Doc(self.nlp.vocab, words=list(words))
         strings = self.nlp.vocab.strings
@@ -214,4 +222,4 @@ class PatternMatcher:
         return "".join(line + "\n" for line in lines)
 
 
-__all__ = ["FirstWords", "Match", "Pattern", "PatternMatcher", "as_patterns", "as_phrase", "first_words", "phrase_variants", "read_patterns"]
+__all__ = ["KeyWords", "Match", "Pattern", "PatternMatcher", "as_patterns", "as_phrase", "key_words", "phrase_variants", "read_patterns"]

@@ -36,7 +36,7 @@ def candidate_spans(marginals: torch.Tensor, lengths: list[int], tags: list[str]
                     ) -> list[list[TokenSpan]]:  # fmt: skip
     """Spans of each text that the marginals ``(B, T, K)`` make plausible (see module docstring).
 
-    With ``limit``, at most that many spans per text: highest ``P(start) * min P(inside)`` first."""
+    With ``limit``, at most that many spans per text: highest ``min(P(start), P(inside) of each token)`` first."""
     starts: dict[int, str] = {}
     inside: dict[str, list[int]] = {}
     for k, tag in enumerate(tags):
@@ -46,25 +46,29 @@ def candidate_spans(marginals: torch.Tensor, lengths: list[int], tags: list[str]
         if prefix in ("I", "E"):
             inside.setdefault(label, []).append(k)
     labels = sorted(set(starts.values()))
-    start_p = {lab: marginals[..., [k for k, lb in starts.items() if lb == lab]].sum(-1) for lab in labels}  # (B, T)
-    in_p = {lab: marginals[..., inside.get(lab, [])].sum(-1) for lab in labels}  # (B, T)
-    out: list[list[TokenSpan]] = []
-    for b, n in enumerate(lengths):
-        ranked: list[tuple[float, TokenSpan]] = []
-        for lab in labels:
-            sp = start_p[lab][b, :n].tolist()
-            ip = in_p[lab][b, :n].tolist()
-            for s in range(n):
-                if sp[s] < threshold:
-                    continue
-                ranked.append((sp[s], (s, s, lab)))
-                e, weakest = s + 1, sp[s]
-                while e < n and e - s < max_len and ip[e] >= threshold:
-                    weakest = min(weakest, ip[e])
-                    ranked.append((weakest, (s, e, lab)))
-                    e += 1
-        ranked.sort(key=lambda r: -r[0])
-        out.append(sorted(span for _, span in ranked[:limit]))
+    out: list[list[TokenSpan]] = [[] for _ in lengths]
+    if not labels:
+        return out
+    start_p = torch.stack([marginals[..., [k for k, lb in starts.items() if lb == lab]].sum(-1)
+                           for lab in labels])  # (L, B, T)  # fmt: skip
+    in_p = torch.stack([marginals[..., inside.get(lab, [])].sum(-1) for lab in labels])  # (L, B, T)
+    hits = (start_p >= threshold).nonzero().tolist()  # [[label, text, start], ...] in that order
+    sp, ip = start_p.tolist(), in_p.tolist()
+    ranked: list[list[tuple[float, TokenSpan]]] = [[] for _ in lengths]
+    for li, b, s in hits:
+        n = lengths[b]
+        if s >= n:
+            continue
+        lab, row, weakest = labels[li], ip[li][b], sp[li][b][s]
+        ranked[b].append((weakest, (s, s, lab)))
+        e = s + 1
+        while e < n and e - s < max_len and row[e] >= threshold:
+            weakest = min(weakest, row[e])
+            ranked[b].append((weakest, (s, e, lab)))
+            e += 1
+    for b, r in enumerate(ranked):
+        r.sort(key=lambda x: -x[0])
+        out[b] = sorted(span for _, span in r[:limit])
     return out
 
 

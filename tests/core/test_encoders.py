@@ -20,7 +20,8 @@ from sparse_ner.core.encoders import (
     pad_ids,
 )
 from sparse_ner.core.encoders.small import word_shape
-from sparse_ner.core.encoders.transformer import assign_windows, length_groups, window_starts
+from sparse_ner.core.encoders.base import length_groups
+from sparse_ner.core.encoders.transformer import assign_windows, window_starts
 from sparse_ner.core.encoders.vocab import UNK_ID
 
 TRAIN = [
@@ -357,6 +358,30 @@ def test_unpacked_bilstm_matches_packed_nn_lstm(layers):
     weight = lstm.weight_hh_l0_reverse
     g_ref = torch.autograd.grad(ref.pow(2).sum(), [x, weight])
     g_out = torch.autograd.grad(out.pow(2).sum(), [x, weight])
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_ref, g_out))
+
+
+def test_bilstm_in_length_groups_matches_packed_nn_lstm():
+    """The small encoder runs its BiLSTM on groups of similar length (less padded work): the same
+    outputs and gradients at real positions as nn.LSTM on a packed batch."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from sparse_ner.core.encoders.base import length_groups
+    from sparse_ner.core.encoders.small import bilstm, by_length
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True)
+    lengths = torch.tensor([30, 1, 2, 29, 3, 15, 30, 1, 14, 4])
+    assert len(length_groups(lengths.tolist())) >= 4
+    x = torch.randn(len(lengths), 30, 6, requires_grad=True)
+    mask = (torch.arange(30)[None] < lengths[:, None])[..., None]  # (B, T, 1)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    ref = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=30)[0]  # zeros at padding
+    out = by_length(lambda xs, ns: bilstm(lstm, xs, ns), x, lengths)
+    assert out.shape == ref.shape and torch.allclose(out * mask, ref, atol=1e-6)
+    params = [x, lstm.weight_ih_l0, lstm.weight_hh_l1_reverse]
+    g_ref = torch.autograd.grad(ref.pow(2).sum(), params)
+    g_out = torch.autograd.grad((out * mask).pow(2).sum(), params)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_ref, g_out))
 
 

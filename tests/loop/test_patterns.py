@@ -89,34 +89,50 @@ PINNED = [
     {"label": "PER", "pattern": [{"orth": "Ann"}, {"is_title": True}]},
     {"label": "PER", "pattern": [{"TEXT": {"IN": ["Bob", "Bo"]}}]},
 ]
-UNPINNED = [  # a first token not pinned to words: every text must be matched
+PINNED_LATER = [  # the first token may be absent or is not a word, a later one must be there
     [{"is_title": True}, {"lower": "corp"}],
     [{"lower": "the", "op": "?"}, {"lower": "apple"}],
     [{"lower": {"not_in": ["x"]}}, {"lower": "corp"}],
+    [{"is_title": True, "op": "+"}, {"LOWER": {"IN": ["ltd", "corp"]}, "OP": "+"}],
+    [{"orth": "x", "op": "!"}, {"TEXT": "Lee"}],
+]
+UNPINNED = [  # no token that must occur is pinned to words: every text must be matched
     [{"lower": {"regex": "^ac"}}],
+    [{"is_title": True}, {"lower": "corp", "op": "?"}],
+    [{"lower": "acme", "op": "*"}, {"is_upper": True}],
+    [{"orth": "Ann", "op": "!"}, {"is_title": True}],
 ]
 
 
-def test_texts_without_a_first_word_are_skipped_and_nothing_else_changes(tmp_path):
+def test_texts_without_a_key_word_are_skipped_and_nothing_else_changes(tmp_path):
     import random
 
-    from sparse_ner.loop.patterns import first_words
+    from sparse_ner.loop.patterns import key_words
 
     vocab = ["New", "York", "Times", "U.S.", "U", ".", "S", "apple", "APPLE", "Apple", "acme", "Acme", "école",
-             "École", "Ann", "Lee", "Bob", "Bo", "the", "Corp", "corp", "x", "Ltd", "a"]  # fmt: skip
+             "École", "Ann", "Lee", "Bob", "Bo", "the", "Corp", "corp", "CORP", "x", "Ltd", "a", "The", "ACME"]  # fmt: skip
     rng = random.Random(0)
-    texts = [[rng.choice(vocab) for _ in range(rng.randint(1, 8))] for _ in range(400)]
-    for extra in [None, *UNPINNED]:
+    texts = [[rng.choice(vocab) for _ in range(rng.randint(1, 8))] for _ in range(600)]
+    skipped = 0
+    for extra in [None, *PINNED_LATER, *UNPINNED]:
         lines = PINNED + ([{"label": "ORG", "pattern": extra}] if extra else [])
         matcher = PatternMatcher(read_patterns(write(tmp_path, lines)))
-        assert (matcher._first is None) == (extra is not None)
+        assert (matcher._keys is None) == (extra in UNPINNED), extra
         full = PatternMatcher(read_patterns(write(tmp_path, lines)))
-        full._first = None  # match every text
-        assert [matcher(t) for t in texts] == [full(t) for t in texts]
-    first = first_words(read_patterns(write(tmp_path, PINNED)), PatternMatcher([]).nlp)
-    assert first is not None and {"New", "U.S.", "U", "Ann", "Bob", "Bo"} <= first.exact
-    assert first.lower == {"apple", "acme", "école"}
-    assert not first.could_start(["york", "times", "ann", "Lee"]) and first.could_start(["ÉCOLE"])
+        full._keys = None  # match every text
+        found = [matcher(t) for t in texts]
+        assert found == [full(t) for t in texts], extra
+        if matcher._keys is not None:
+            skipped += sum(not matcher._keys.could_match(t) for t in texts)
+    assert skipped > 0  # the check above compared skipped texts too
+    keys = key_words(read_patterns(write(tmp_path, PINNED)), PatternMatcher([]).nlp)
+    assert keys is not None and {"New", "U.S.", "U", "Ann", "Bob", "Bo"} <= keys.exact
+    assert keys.lower == {"apple", "acme", "école"}
+    assert not keys.could_match(["york", "times", "ann", "Lee"]) and keys.could_match(["ÉCOLE"])
+    later = key_words(read_patterns(write(tmp_path, [{"label": "ORG", "pattern": p} for p in PINNED_LATER])),
+                      PatternMatcher([]).nlp)  # fmt: skip
+    assert later == ({"Lee"}, {"corp", "apple", "ltd"})
+    assert not later.could_match(["Acme", "Ltda", "Leeds"]) and later.could_match(["ACME", "CORP"])
 
 
 def test_plain_token_patterns_match_as_spacys_matcher_does(tmp_path):

@@ -25,16 +25,13 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from .base import Encoder, pad_ids
+from .base import Encoder, length_groups, pad_ids
 from .small import NUM_SHAPES, word_shape
 
 # Models whose position ids start after the padding index, so ``max_position_embeddings``
 # counts ``pad_token_id + 1`` positions that no token can use.
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl"}
 _HUGE = 10**8  # tokenizers without a limit report ``model_max_length`` around 1e30
-
-
-PADDING_SLACK = 1.25  # padded / real subwords allowed in one forward pass (length_groups)
 
 
 DEFAULT_STRIDE = 128  # subwords of overlap between windows, at most half a window
@@ -87,28 +84,6 @@ def assign_windows(
             j += 1
         chosen.append(best)
     return starts, chosen
-
-
-def length_groups(lengths: list[int], cap: int | None = None, slack: float = PADDING_SLACK) -> list[list[int]]:
-    """Windows grouped for the forward passes, so that little of the work is padding: indices sorted
-    longest first, each group padded to its first (longest) window, a new group started where the
-    group's padded positions would exceed ``slack`` times its real ones, or at ``cap`` windows
-    (None: no cap). On CoNLL-2003 in batches of 64 sentences, one pass over every window padded to the
-    longest computes 2.9x the real subwords; these groups about 1.2x (BENCHMARKS.md)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    groups: list[list[int]] = []
-    real = 0
-    for i in order:
-        group = groups[-1] if groups else None
-        if group is not None and (cap is None or len(group) < cap):
-            longest = lengths[group[0]]
-            if longest * (len(group) + 1) <= slack * (real + lengths[i]):
-                group.append(i)
-                real += lengths[i]
-                continue
-        groups.append([i])
-        real = lengths[i]
-    return groups
 
 
 class Coverage(NamedTuple):
