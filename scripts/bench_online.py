@@ -17,7 +17,9 @@ English pipeline with ``nlp.add_pipe("ner")``: HashEmbedCNN tok2vec and the tran
 parser, the model ``spacy init config --pipeline ner`` gives; initialized with the four labels,
 untrained, which does not change its speed) tags the same sentences from their words
 (``Doc(words=...)``, so neither side tokenizes), in batches of 64; rounds alternate with ours and
-the medians of process CPU time are compared (``spacy_sent_per_cpu_s``, ``x_spacy``).
+the medians of process CPU time are compared (``spacy_sent_per_cpu_s``, ``x_spacy``), and so is each
+round of ours with the spaCy round just before it (``x_spacy_paired``: the median of those ratios, less
+moved by a shared machine that runs slower for a while).
 
 ``--device cuda`` runs the model on a GPU (the loop's update() and scoring there; ``--no-patterns``
 where spaCy is not installed, as on the GPU machine of ``scripts/gpu_session.sh``).
@@ -102,9 +104,12 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
     extra = {}
     if spacy_rate:
         spacy_cpu = statistics.median(spacy_rate["cpu_s"])
+        # each round of ours against the spaCy round just before it: the pair shares the machine's state
+        paired = [s / o for s, o in zip(spacy_rate["cpu_s"][args.spacy - 1 :], ours_cpu)]
         extra = {"spacy_sent_per_cpu_s": round(len(stream) / spacy_cpu, 1),
                  "ours_sent_per_cpu_s_median": round(len(stream) / statistics.median(ours_cpu), 1),
-                 "x_spacy": round(spacy_cpu / statistics.median(ours_cpu), 2), "rounds": len(ours_cpu)}  # fmt: skip
+                 "x_spacy": round(spacy_cpu / statistics.median(ours_cpu), 2), "rounds": len(ours_cpu),
+                 "x_spacy_paired": round(statistics.median(paired), 2)}  # fmt: skip
     return {
         "encoder": encoder, "device": str(model.device), "patterns": len(patterns), "encoder_options": encoder_options, "options": {k: v for k, v in options.items() if k not in ("steps", "bf16")}, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
         "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
@@ -185,7 +190,8 @@ def main() -> None:
     for r in rows:
         if "x_spacy" in r:
             print(f"{r['encoder']}: scoring {r['ours_sent_per_cpu_s_median']} sent per CPU-s vs spaCy's CNN NER "
-                  f"{r['spacy_sent_per_cpu_s']} (median of {r['rounds']} alternating rounds): {r['x_spacy']}x")
+                  f"{r['spacy_sent_per_cpu_s']} (median of {r['rounds']} alternating rounds): {r['x_spacy']}x; "
+                  f"median of the paired rounds' ratios {r['x_spacy_paired']}x")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from .vocab import UNK_ID, Vocab, load_vocabs, save_vocabs
 VOCAB_FILE = "vocab.json"
 NUM_SHAPES = 1 + 5 * 2  # pad + cap pattern x has digit
 _DIGITS = re.compile(r"\d")
+CHAR_CACHE = 1 << 16  # words whose char ids featurize keeps
 
 
 @lru_cache(maxsize=1 << 16)
@@ -220,6 +221,7 @@ class SmallEncoder(Encoder):
         if kind == "lstm" and hidden % 2:
             raise ValueError(f"hidden must be even for a BiLSTM (both directions), got {hidden}")
         self.words, self.chars = words, chars
+        self._char_ids: dict[str, list[int]] = {}  # word -> its char ids (featurize), at most CHAR_CACHE words
         self.hparams = dict(
             kind=kind, word_dim=word_dim, char_dim=char_dim, char_out=char_out,
             char_kernel=char_kernel, shape_dim=shape_dim, hidden=hidden, layers=layers,
@@ -264,7 +266,11 @@ class SmallEncoder(Encoder):
     def featurize(self, words: list[str]) -> dict[str, Any]:
         hp = self.hparams
         keys = [normalize_word(w, hp["lower"], hp["norm_digits"]) for w in words]
-        chars = [self.chars.ids(w[: hp["max_word_chars"]]) or [UNK_ID] for w in words]
+        cache = self._char_ids
+        if len(cache) > CHAR_CACHE:
+            cache.clear()
+        chars = [cache.get(w) or cache.setdefault(w, self.chars.ids(w[: hp["max_word_chars"]]) or [UNK_ID])
+                 for w in words]  # fmt: skip
         return {
             "word_ids": self.words.ids(keys),
             "shape_ids": [word_shape(w) for w in words],
