@@ -56,7 +56,7 @@ def percentile(xs: list[float], q: float) -> float:
 
 def bench(encoder: str, args: argparse.Namespace) -> dict:
     from sparse_ner.data.io import read_jsonl
-    from sparse_ner.loop.online import OnlineTagger, cold_tagger
+    from sparse_ner.loop.online import OnlineTagger
     from sparse_ner.loop.patterns import read_patterns
     from sparse_ner.loop.simulate import as_task, read_gold
 
@@ -74,8 +74,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
         options[key] = yaml.safe_load(value)
     encoder_options = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.encoder_option)}
     tagger = {"encoder": encoder, "entity_ratio": 0.15, **({"encoder_options": encoder_options} if encoder_options else {})}
-    model = cold_tagger(LABELS, tagger, texts, 0.15, patterns).to(args.device)  # OnlineTagger.from_config, on a device
-    online = OnlineTagger(model, patterns=patterns or None, **options)
+    online = OnlineTagger.from_config(LABELS, tagger, texts, patterns, 0.15, device=args.device, **options)
     answers = (r for _, r in read_jsonl(args.data / "teach" / "conll2003_train_teach.jsonl"))
     warm = list(itertools.islice(answers, args.warmup))
     for i in range(0, len(warm), 10):
@@ -111,7 +110,7 @@ def bench(encoder: str, args: argparse.Namespace) -> dict:
                  "x_spacy": round(spacy_cpu / statistics.median(ours_cpu), 2), "rounds": len(ours_cpu),
                  "x_spacy_paired": round(statistics.median(paired), 2)}  # fmt: skip
     return {
-        "encoder": encoder, "device": str(model.device), "patterns": len(patterns), "encoder_options": encoder_options, "options": {k: v for k, v in options.items() if k not in ("steps", "bf16")}, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
+        "encoder": encoder, "device": str(online.tagger.device), "patterns": len(patterns), "encoder_options": encoder_options, "options": {k: v for k, v in options.items() if k not in ("steps", "bf16")}, "steps": online.update_steps, "bf16": bool(online.bf16), "threads": torch.get_num_threads(), "update_p50_ms": round(statistics.median(ms), 1),
         "update_p95_ms": round(percentile(ms, 0.95), 1), "update_max_ms": round(max(ms), 1),
         "updates": len(ms), "score_sentences": len(stream), "score_sent_per_s": round(len(stream) / seconds, 1),
         "update_cpu_p50_ms": round(statistics.median(cpu_ms), 1), "update_cpu_p95_ms": round(percentile(cpu_ms, 0.95), 1),

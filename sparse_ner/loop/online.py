@@ -144,12 +144,17 @@ class OnlineTagger:
     @classmethod
     def from_config(cls, labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] | str = "small",
                     texts: Iterable[Any] | None = None, patterns: Iterable[Pattern | dict] | None = None,
-                    entity_prior: float = 0.15, **options: Any) -> "OnlineTagger":  # fmt: skip
+                    entity_prior: float = 0.15, device: str | torch.device | None = None,
+                    **options: Any) -> "OnlineTagger":  # fmt: skip
         """A cold model: :func:`cold_tagger` from ``tagger`` (a :class:`TaggerConfig`, a mapping of its
-        options or an encoder name; the words of phrase patterns join the vocabulary), with the
-        loop's ``options`` (:data:`DEFAULTS`)."""
+        options or an encoder name; the words of phrase patterns join the vocabulary), moved to
+        ``device`` (None: CPU) before the loop is built on it (bf16 autocast is decided for that
+        device), with the loop's ``options`` (:data:`DEFAULTS`)."""
         pats = list(patterns or [])
-        return cls(cold_tagger(labels, tagger, texts, entity_prior, pats), patterns=pats or None, **options)
+        model = cold_tagger(labels, tagger, texts, entity_prior, pats)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, patterns=pats or None, **options)
 
     # -- the parts' state, read by recipes, scripts and tests ------------------------------------
 

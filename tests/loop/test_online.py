@@ -289,6 +289,26 @@ def test_unknown_option_and_cold_small_encoder_needs_texts():
         OnlineTagger.from_config(LABELS, "small")
 
 
+def test_from_config_puts_the_model_on_its_device_before_the_loop_is_built():
+    """bf16 is decided from the model's device when the learner is built, so the device is an argument
+    of from_config (moving the model afterwards would keep the CPU's decision)."""
+    online = OnlineTagger.from_config(LABELS, {"encoder_options": SMALL}, texts=TEXTS, device=torch.device("cpu"))
+    assert online.tagger.device == torch.device("cpu") and not online.bf16
+    assert math.isfinite(online.update([task(TEXTS[0], 3, 3, "LOC", "accept")]))
+    with pytest.raises(TypeError, match="unknown options"):
+        OnlineTagger.from_config(LABELS, "small", texts=TEXTS, devices="cpu")
+
+
+@pytest.mark.gpu  # run on a GPU machine: pytest -m gpu (deselected by default)
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_from_config_on_the_gpu_learns_and_scores_there():
+    online = OnlineTagger.from_config(LABELS, {"encoder_options": SMALL, "dropout": 0.0}, texts=TEXTS, device="cuda")
+    assert online.tagger.device.type == "cuda"
+    loss = online.update([task(TEXTS[0], 3, 3, "LOC", "accept"), task(TEXTS[1], 0, 0, "PER", "reject")])
+    assert math.isfinite(loss)
+    assert all(0.0 <= s <= 1.0 for s, _ in online([{"text": t} for t in TEXTS]))
+
+
 def test_float_options_written_as_yaml_text_are_numbers():
     import yaml
 
