@@ -57,9 +57,9 @@ else
     --data.num_workers 4); TEST=$DATA/conll2003/test.txt
 fi
 
-# 1. what needs CUDA in the tests (the BiLSTM and bf16 steps, scores on the GPU against the CPU, the reject
-#    prior's strict lattice on the device), and the CRF's brute-force tests under this machine's torch
-step tests 90 "$PY" -m pytest -q -p no:cacheprovider -m "gpu or not gpu" tests/loop/test_suggest.py tests/loop/test_learner.py tests/core -k "gpu or crf or lattice"
+# 1. what needs CUDA in the tests (the BiLSTM and bf16 steps, scores on the GPU against the CPU, the loop built on the
+#    GPU and saved there, the reject prior's strict lattice on the device), and the CRF's brute-force tests under this torch
+step tests 90 "$PY" -m pytest -q -p no:cacheprovider -m "gpu or not gpu" tests/loop/test_suggest.py tests/loop/test_learner.py tests/loop/test_online.py tests/core -k "gpu or crf or lattice"
 # 2. training throughput (MiniLM-L6, a BERT-base-size encoder) and the CRF against pytorch-crf / torch-struct
 step bench_gpu 120 "$PY" scripts/bench_gpu.py "${GPU_STEPS[@]}"
 # 3. the bench_binary row crf-minilm-shape-looplr (MiniLM-L6 + shape at the loop's learning rates, first 2,000

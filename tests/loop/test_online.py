@@ -301,12 +301,17 @@ def test_from_config_puts_the_model_on_its_device_before_the_loop_is_built():
 
 @pytest.mark.gpu  # run on a GPU machine: pytest -m gpu (deselected by default)
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_from_config_on_the_gpu_learns_and_scores_there():
+def test_from_config_on_the_gpu_learns_scores_saves_and_loads_anywhere(tmp_path):
     online = OnlineTagger.from_config(LABELS, {"encoder_options": SMALL, "dropout": 0.0}, texts=TEXTS, device="cuda")
     assert online.tagger.device.type == "cuda"
     loss = online.update([task(TEXTS[0], 3, 3, "LOC", "accept"), task(TEXTS[1], 0, 0, "PER", "reject")])
     assert math.isfinite(loss)
     assert all(0.0 <= s <= 1.0 for s, _ in online([{"text": t} for t in TEXTS]))
+    online.to_disk(tmp_path / "loop")
+    for device in (None, "cuda"):  # a loop saved on the GPU resumes on the CPU (None) or the GPU
+        back = OnlineTagger.from_disk(tmp_path / "loop", device=device)
+        assert back.tagger.device.type == (device or "cpu") and back.n_answers == 2
+        assert math.isfinite(back.update([task(TEXTS[2], 0, 0, "LOC", "accept")]))
 
 
 def test_float_options_written_as_yaml_text_are_numbers():

@@ -100,7 +100,8 @@ def test_teach_and_correct_in_the_harness_with_restart_and_db_out(parser, corpus
     assert (model / "tagger.json").exists()
 
     # restart on the saved folder: nothing answered comes back, from the recipe itself
-    again = teach.run(f"prodigy sparse_ner.teach wg_teach {model} {src} --label {LABELS}", answer, max_batches=2)
+    again = teach.run(f"prodigy sparse_ner.teach wg_teach {model} {src} --label {LABELS} --device cpu", answer,
+                      max_batches=2)  # fmt: skip
     assert again.served and not asked_spans(again.recipe_yielded) & asked_spans(first.served)
 
     # correct: whole texts, excluded by input; a restart asks none of the corrected texts again
@@ -110,7 +111,7 @@ def test_teach_and_correct_in_the_harness_with_restart_and_db_out(parser, corpus
     assert len(corrected.served) == 30 and all("score" not in s for t in corrected.served for s in t["spans"])
     texts = {t["_input_hash"] for t in corrected.served}
     assert all(t["_input_hash"] == ph.set_hashes({"text": t["text"]})["_input_hash"] for t in corrected.served)
-    later = gold_db.run(f"prodigy sparse_ner.correct wg_gold {model} {src}", answer, max_batches=2)
+    later = gold_db.run(f"prodigy sparse_ner.correct wg_gold {model} {src} -dv cpu", answer, max_batches=2)
     assert later.served and not {t["_input_hash"] for t in later.recipe_yielded} & texts
 
     # one text, one input hash: teach and correct agree on every text both showed

@@ -106,6 +106,27 @@ def test_missing_model_needs_labels(tmp_path, source):
         recipes.correct("ds", str(tmp_path / "nope"), str(tmp_path / "missing.jsonl"), label="PER")
 
 
+def test_device_option_runs_the_loop_there_and_refuses_devices_it_cannot_use(tmp_path, source, patterns):
+    import torch
+
+    model = tmp_path / "model"
+    components = recipes.teach("ds", str(model), str(source), label="LOC,PER", patterns=str(patterns), save_every=1,
+                               no_idle=True, encoder="small", device="cpu")  # fmt: skip
+    first = list(components["stream"])
+    components["update"]([{**t, "answer": "accept", "_view_id": "ner"} for t in first])
+    reloaded = recipes.load_model(str(model), device="cpu")  # a saved loop on the device asked for
+    assert reloaded.tagger.device == torch.device("cpu") and reloaded.n_answers == len(first)
+    refused = {"tpu7": "not a device torch knows", "meta": "runs on cpu or cuda"}
+    if not torch.cuda.is_available():
+        refused["cuda"] = "no CUDA GPU"
+    for device, message in refused.items():
+        for recipe in (recipes.teach, recipes.correct):
+            with pytest.raises(SystemExit, match=message) as err:
+                recipe("ds", str(tmp_path / f"new_{device}"), str(source), label="LOC", encoder="small", device=device)
+            assert str(err.value).startswith(f"{recipe.recipe_name}: --device") and "\n" not in str(err.value)
+            assert not (tmp_path / f"new_{device}").exists()
+
+
 def test_correct_stream_and_manual_update(tmp_path, source):
     model = tmp_path / "model"
     components = recipes.correct("gold", str(model), str(source), label="LOC,PER", save_every=0, no_idle=True,
