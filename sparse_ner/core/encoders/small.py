@@ -150,13 +150,14 @@ def by_length(run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torc
     (a batch of 64 CoNLL-2003 sentences is 2.5x padding in one call; BENCHMARKS.md). Positions past a
     group's longest row are 0."""
     B, T = x.shape[:2]
-    groups = length_groups(lengths.tolist())
+    sizes = lengths.tolist()  # one device sync for the batch
+    groups = length_groups(sizes)
     if len(groups) == 1:
         return run(x, lengths)
     parts, order = [], []
     for rows in groups:
         index = torch.as_tensor(rows, device=x.device)
-        n = int(lengths[rows[0]])
+        n = sizes[rows[0]]
         h = run(x[index, :n], lengths[index])  # (b, n, H)
         parts.append(nn.functional.pad(h, (0, 0, 0, T - n)))  # (b, T, H)
         order += rows
