@@ -269,8 +269,7 @@ class OnlineTagger:
         state = saving.recover(folder) / STATE_DIR
         info = json.loads((state / "state.json").read_text("utf8")) if (state / "state.json").exists() else {}
         patterns = read_patterns(state / "patterns.jsonl") if (state / "patterns.jsonl").exists() else None
-        tagger = load(folder) if device is None else load(folder).to(device)
-        model = cls(tagger, patterns=patterns, **{**info.get("options", {}), **options})
+        model = cls(load(folder, device or "cpu"), patterns=patterns, **{**info.get("options", {}), **options})
         model.answers.load(state / "answers.jsonl", info)
         model.n_updates = info.get("n_updates", 0)
         if "calibrator" in info:
