@@ -366,8 +366,8 @@ def test_bilstm_in_length_groups_matches_packed_nn_lstm():
     outputs and gradients at real positions as nn.LSTM on a packed batch."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from sparse_ner.core.encoders.base import length_groups
-    from sparse_ner.core.encoders.small import bilstm, by_length
+    from sparse_ner.core.encoders.base import by_length, length_groups
+    from sparse_ner.core.encoders.small import bilstm
 
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True)
@@ -377,7 +377,7 @@ def test_bilstm_in_length_groups_matches_packed_nn_lstm():
     mask = (torch.arange(30)[None] < lengths[:, None])[..., None]  # (B, T, 1)
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     ref = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=30)[0]  # zeros at padding
-    out = by_length(lambda xs, ns: bilstm(lstm, xs, ns), x, lengths)
+    out = by_length(lambda rows, n: bilstm(lstm, x[rows, :n], lengths[rows]), lengths.tolist(), 30)
     assert out.shape == ref.shape and torch.allclose(out * mask, ref, atol=1e-6)
     params = [x, lstm.weight_ih_l0, lstm.weight_hh_l1_reverse]
     g_ref = torch.autograd.grad(ref.pow(2).sum(), params)

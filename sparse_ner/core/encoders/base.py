@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from itertools import chain
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -95,3 +95,21 @@ def length_groups(lengths: list[int], cap: int | None = None, slack: float = PAD
         groups.append([i])
         real = lengths[i]
     return groups
+
+
+def by_length(run: Callable[[torch.Tensor, int], torch.Tensor], lengths: list[int], width: int,
+              cap: int | None = None, device: torch.device | None = None) -> torch.Tensor:  # fmt: skip
+    """A batch's rows run in groups of similar length (:func:`length_groups`, at most ``cap`` rows each):
+    ``run(rows, n)`` computes ``(len(rows), n, H)`` for the rows ``rows`` (an index tensor on ``device``)
+    trimmed to their longest, ``n`` positions; the result is ``(B, width, H)`` in batch order, 0 past
+    each group's longest row. The same values at real positions as one pass over the whole padded batch
+    when padding never reaches them (the small encoder's unpacked BiLSTM, a transformer's attention
+    mask), for a fraction of the padded work (a batch of 64 CoNLL-2003 sentences is 2.5x padding in one
+    pass)."""
+    parts, order = [], []
+    for rows in length_groups(lengths, cap):
+        n = lengths[rows[0]]
+        h = run(torch.as_tensor(rows, device=device), n)  # (b, n, H)
+        parts.append(nn.functional.pad(h, (0, 0, 0, width - n)))  # (b, width, H)
+        order += rows
+    return torch.cat(parts)[torch.as_tensor(order, device=device).argsort()]  # (B, width, H)

@@ -19,13 +19,13 @@ import re
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Iterable, Literal
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from .base import Encoder, length_groups, pad_ids
+from .base import Encoder, by_length, pad_ids
 from .vocab import UNK_ID, Vocab, load_vocabs, save_vocabs
 
 VOCAB_FILE = "vocab.json"
@@ -139,29 +139,6 @@ def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
         h_bwd = functional_call(run, bwd, (flip(out),))[0]  # (B, T, H), each row reversed
         out = torch.cat([h_fwd, flip(h_bwd)], dim=-1)  # (B, T, 2H)
     return out
-
-
-def by_length(run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
-              lengths: torch.Tensor) -> torch.Tensor:  # fmt: skip
-    """``run(x, lengths)`` on the rows of right-padded ``x (B, T, D)`` in groups of similar length
-    (:func:`~sparse_ner.core.encoders.base.length_groups`), each trimmed to its longest row: ``(B, T, H)``
-    in batch order, the same values at real positions as one call on the whole batch when ``run``
-    never lets padding reach them (the unpacked :func:`bilstm`), for a fraction of the padded work
-    (a batch of 64 CoNLL-2003 sentences is 2.5x padding in one call; BENCHMARKS.md). Positions past a
-    group's longest row are 0."""
-    B, T = x.shape[:2]
-    sizes = lengths.tolist()  # one device sync for the batch
-    groups = length_groups(sizes)
-    if len(groups) == 1:
-        return run(x, lengths)
-    parts, order = [], []
-    for rows in groups:
-        index = torch.as_tensor(rows, device=x.device)
-        n = sizes[rows[0]]
-        h = run(x[index, :n], lengths[index])  # (b, n, H)
-        parts.append(nn.functional.pad(h, (0, 0, 0, T - n)))  # (b, T, H)
-        order += rows
-    return torch.cat(parts)[torch.as_tensor(order, device=x.device).argsort()]  # (B, T, H)
 
 
 class ConvStack(nn.Module):
@@ -305,7 +282,9 @@ class SmallEncoder(Encoder):
         s = self.shape_embed(batch["shape_ids"])  # (B, T, Ds)
         x = self.dropout(torch.cat([w, c, s], dim=-1))  # (B, T, Dw + Dc + Ds)
         if isinstance(self.context, nn.LSTM):
-            h = by_length(lambda xs, ns: bilstm(self.context, xs, ns), x, mask.sum(1).clamp(min=1))  # (B, T, H)
+            lengths = mask.sum(1).clamp(min=1)  # (B,)
+            h = by_length(lambda rows, n: bilstm(self.context, x[rows, :n], lengths[rows]), lengths.tolist(), T,
+                          device=x.device)  # (B, T, H)  # fmt: skip
         else:
             h = self.context(x, mask)  # (B, T, H)
         return self.dropout(h) * mask.unsqueeze(-1).to(h.dtype)  # (B, T, H)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from .base import Encoder, length_groups, pad_ids
+from .base import Encoder, by_length, pad_ids
 from .small import NUM_SHAPES, word_shape
 
 # Models whose position ids start after the padding index, so ``max_position_embeddings``
@@ -135,7 +135,7 @@ class TransformerEncoder(Encoder):
     ``window`` defaults to the encoder's limit minus the special tokens; ``stride`` is the overlap
     between consecutive windows (default ``min(128, window // 2)``, so a model with few positions
     works without it); the windows of a batch run in groups of similar length, each trimmed
-    to its longest (:func:`length_groups`), and ``window_batch_size`` caps how many windows one forward
+    to its longest (:func:`~sparse_ner.core.encoders.base.length_groups`), and ``window_batch_size`` caps how many windows one forward
     pass runs (``None``: no cap); ``freeze`` turns off gradients for the transformer; ``train_layers``
     fine-tunes only its top N layers (embeddings and lower layers frozen, so backward stops early:
     what makes online updates of a transformer cheap). ``shape_dim`` > 0 appends a learned embedding
@@ -306,13 +306,11 @@ class TransformerEncoder(Encoder):
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         W, L = input_ids.shape
         lengths = attention_mask.sum(1).tolist()  # subwords of each window, padding at the end
-        parts, order = [], []
-        for rows in length_groups(lengths, self.window_batch_size):  # each group trimmed to its longest window
-            n, index = lengths[rows[0]], torch.as_tensor(rows, device=input_ids.device)
-            h = self.model(input_ids=input_ids[index, :n], attention_mask=attention_mask[index, :n]).last_hidden_state
-            parts.append(torch.nn.functional.pad(h, (0, 0, 0, L - n)))  # (w, L, H); padded positions are never read
-            order += rows
-        hidden = torch.cat(parts)[torch.as_tensor(order, device=input_ids.device).argsort()]  # (W, L, H), batch order
+
+        def run(rows: torch.Tensor, n: int) -> torch.Tensor:  # (w, n, H); padded positions are never read
+            return self.model(input_ids=input_ids[rows, :n], attention_mask=attention_mask[rows, :n]).last_hidden_state
+
+        hidden = by_length(run, lengths, L, self.window_batch_size, input_ids.device)  # (W, L, H), batch order
         flat = hidden.reshape(W * L, -1)  # (W * L, H)
         index, mask = batch["subword_index"], batch["subword_mask"]
         B, T, S = index.shape
