@@ -328,6 +328,7 @@ def test_span_probs_match_enumeration(labels, scheme):
                         want = sum(math.exp(s - log_z) for _, path, s in paths if path[t] == k and path[t + 1] == j)
                         assert float(posterior.pairwise[b, t, k, j]) == pytest.approx(want, abs=1e-8)
         assert float(posterior.unary[b, n:].abs().sum()) == 0.0  # padding
+        assert float(posterior.pairwise[b, n - 1 :].abs().sum()) == 0.0  # steps into padding
     with pytest.raises(ValueError, match="does not match"):
         crf.span_probs(emissions[:1], mask[:1], spans[:1], posterior)
 

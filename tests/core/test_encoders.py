@@ -97,6 +97,25 @@ def test_small_word_dropout_only_in_training() -> None:
     assert not torch.equal(enc(batch), enc(batch))
 
 
+def test_small_char_cnn_runs_once_per_distinct_word() -> None:
+    torch.manual_seed(0)
+    enc = SmallEncoder.build(TRAIN, min_count=1, char_dim=4, char_out=6)
+    docs = [["the", "EU", "the", "The"], ["EU", "the"], ["lamb"]]
+    batch = enc.collate([enc.featurize(d) for d in docs])
+    words = [w for d in docs for w in d]
+    assert batch["char_ids"].shape[0] == len(set(words)) == 4  # "the" and "The" differ (case kept)
+    assert batch["char_index"].shape == (len(words),)
+    each = torch.cat([enc.char_cnn(torch.tensor([enc.chars.ids(w)])) for w in words])  # (N, Dc), word by word
+    deduped = enc.char_cnn(batch["char_ids"])[batch["char_index"]]  # (N, Dc)
+    assert torch.allclose(deduped, each, atol=1e-6)
+    grads = []
+    for out in (each, deduped):  # a repeated word's gradient is the sum over its occurrences either way
+        enc.zero_grad()
+        (out * torch.arange(out.numel()).view_as(out)).sum().backward()
+        grads.append(enc.char_cnn.conv.weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-4)
+
+
 def test_small_save_load_round_trip(tmp_path) -> None:
     torch.manual_seed(0)
     train = TRAIN + [["new\nline", "tab\tword", "new\nline"]]  # odd words survive the vocab file

@@ -16,14 +16,12 @@ directions) or a residual stack of width-3 convolutions (``kind="cnn"``).
 from __future__ import annotations
 
 import re
-import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from .base import Encoder, by_length, pad_ids
 from .vocab import UNK_ID, Vocab, load_vocabs, save_vocabs
@@ -88,19 +86,13 @@ def reversal_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
     return torch.where(t < n, n - 1 - t, t)  # (B, T)
 
 
-_TEMPLATES = threading.local()  # per thread: functional_call swaps a template's parameters while it runs
-
-
-def _direction(input_size: int, hidden_size: int, bias: bool) -> nn.LSTM:
-    """A one-layer, one-direction ``nn.LSTM`` on the meta device (no memory of its own): the module
-    that :func:`torch.func.functional_call` runs with one direction's parameters of a real LSTM."""
-    cache = getattr(_TEMPLATES, "lstms", None)
-    if cache is None:
-        cache = _TEMPLATES.lstms = {}
-    key = (input_size, hidden_size, bias)
-    if key not in cache:
-        cache[key] = nn.LSTM(input_size, hidden_size, bias=bias, batch_first=True, device="meta")
-    return cache[key]
+def _direction(x: torch.Tensor, params: list[torch.Tensor], hidden: int, training: bool) -> torch.Tensor:
+    """One direction of one LSTM layer over ``x (B, T, D)`` -> ``(B, T, hidden)``, run by the kernel
+    ``nn.LSTM.forward`` calls (``torch.lstm``, oneDNN's fused RNN on CPU) on ``params``
+    (``weight_ih, weight_hh[, bias_ih, bias_hh]`` of one direction of a real ``nn.LSTM``), zero initial
+    state, so gradients reach those parameters."""
+    h0 = x.new_zeros(1, x.shape[0], hidden)  # (1, B, hidden)
+    return torch.lstm(x, (h0, h0), params, len(params) == 4, 1, 0.0, training, False, True)[0]
 
 
 def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -110,9 +102,9 @@ def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     forward direction runs on ``x`` as is (padding only comes after), the backward direction on
     each row reversed within its length. Both run unpacked, which lets oneDNN's fused RNN kernel
     do the work (packed sequences fall back to a step-by-step loop; timings in BENCHMARKS.md).
-    Each direction of each layer is a one-layer ``nn.LSTM`` run by :func:`torch.func.functional_call`
-    on ``lstm``'s own parameters (``weight_ih_l{k}``, ``..._reverse``), so gradients reach them and the
-    state dict is the ``nn.LSTM``'s. Outputs at padding positions are not meaningful (the caller
+    Each direction of each layer is one call of the LSTM kernel on ``lstm``'s own parameters
+    (``weight_ih_l{k}``, ``..._reverse``; :func:`_direction`), so gradients reach them and the state
+    dict is the ``nn.LSTM``'s. Outputs at padding positions are not meaningful (the caller
     masks them).
     """
     if not (lstm.bidirectional and lstm.batch_first) or lstm.proj_size:
@@ -132,11 +124,10 @@ def bilstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     for layer in range(lstm.num_layers):
         if layer > 0 and lstm.dropout > 0:
             out = nn.functional.dropout(out, lstm.dropout, lstm.training)
-        run = _direction(out.shape[-1], lstm.hidden_size, lstm.bias).train(lstm.training)
-        fwd = {f"{n}_l0": getattr(lstm, f"{n}_l{layer}") for n in names}
-        bwd = {f"{n}_l0": getattr(lstm, f"{n}_l{layer}_reverse") for n in names}
-        h_fwd = functional_call(run, fwd, (out,))[0]  # (B, T, H)
-        h_bwd = functional_call(run, bwd, (flip(out),))[0]  # (B, T, H), each row reversed
+        fwd = [getattr(lstm, f"{n}_l{layer}") for n in names]
+        bwd = [getattr(lstm, f"{n}_l{layer}_reverse") for n in names]
+        h_fwd = _direction(out, fwd, lstm.hidden_size, lstm.training)  # (B, T, H)
+        h_bwd = _direction(flip(out), bwd, lstm.hidden_size, lstm.training)  # (B, T, H), each row reversed
         out = torch.cat([h_fwd, flip(h_bwd)], dim=-1)  # (B, T, 2H)
     return out
 
@@ -167,8 +158,9 @@ class SmallEncoder(Encoder):
     Build it from training words with :meth:`build`; rebuild it from a saved folder with
     :meth:`load`. ``featurize`` returns ``word_ids``, ``shape_ids`` (per word) and ``char_ids``
     (per word, a list of char ids); ``collate`` returns ``word_ids (B, T)``, ``shape_ids (B, T)``,
-    ``char_ids (N, C)`` for the ``N`` real words of the batch in row-major order, and
-    ``word_mask (B, T)``.
+    ``char_ids (U, C)`` for the ``U`` distinct words of the batch (the character CNN runs once per
+    distinct word), ``char_index (N,)``, the row of ``char_ids`` of each of the ``N`` real words of the
+    batch in row-major order, and ``word_mask (B, T)``.
     """
 
     kind = "small"
@@ -258,12 +250,14 @@ class SmallEncoder(Encoder):
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         word_ids, mask = pad_ids([f["word_ids"] for f in features])
         shape_ids, _ = pad_ids([f["shape_ids"] for f in features])
-        char_lists = [c for f in features for c in f["char_ids"]]
-        char_ids, _ = pad_ids(char_lists) if char_lists else pad_ids([[UNK_ID]])
+        unique: dict[tuple[int, ...], int] = {}  # a word's char ids -> its row in char_ids
+        index = [unique.setdefault(tuple(c), len(unique)) for f in features for c in f["char_ids"]]
+        char_ids, _ = pad_ids(list(unique)) if unique else pad_ids([[UNK_ID]])
         return {
             "word_ids": word_ids,  # (B, T)
             "shape_ids": shape_ids,  # (B, T)
-            "char_ids": char_ids[: len(char_lists)],  # (N, C)
+            "char_ids": char_ids[: len(unique)],  # (U, C): each distinct word once
+            "char_index": torch.tensor(index, dtype=torch.long),  # (N,): char_ids row of each real word
             "word_mask": mask,  # (B, T)
         }
 
@@ -276,7 +270,7 @@ class SmallEncoder(Encoder):
             drop = torch.rand(B, T, device=word_ids.device) < self.hparams["word_dropout"]
             word_ids = word_ids.masked_fill(drop & mask, UNK_ID)  # (B, T)
         w = self.word_embed(word_ids)  # (B, T, Dw)
-        c_real = self.char_cnn(batch["char_ids"])  # (N, Dc)
+        c_real = self.char_cnn(batch["char_ids"])[batch["char_index"]]  # (U, Dc) -> (N, Dc)
         c = w.new_zeros(B, T, c_real.shape[-1])  # (B, T, Dc)
         c[mask] = c_real.to(c.dtype)
         s = self.shape_embed(batch["shape_ids"])  # (B, T, Ds)
