@@ -25,6 +25,15 @@ AVERAGE = 0.97
 # this size beside its vectors (loop.online.cold_tagger; BENCHMARKS.md, "Capitalization shape beside MiniLM-L6")
 SHAPE_DIM = 16
 
+# A new model in the loop (loop.online.cold_tagger): the head options of sparse_ner.core.tagger.TaggerConfig
+# that the loop simulations run, for every option the caller leaves out: the entity-ratio penalty on
+# (a share ENTITY_RATIO of words inside entities, +- 0.05; the output layer also starts biased to it) and the
+# head's dropout per encoder (BENCHMARKS.md, "The annotation loop on CPU"). TaggerConfig's own defaults
+# (no penalty, dropout 0.2) are offline training's, where --model.entity_ratio is set in the config.
+ENTITY_RATIO = 0.15
+COLD_TAGGER: dict[str, Any] = {"entity_ratio": ENTITY_RATIO, "ratio_margin": 0.05}
+SMALL_DROPOUT, TRANSFORMER_DROPOUT = 0.2, 0.1
+
 DEFAULTS: dict[str, Any] = {
     "lr": 2e-3,  # head (and small encoder) learning rate
     "encoder_lr": None,  # None: lr for the small encoder, 1e-4 for a transformer
@@ -48,5 +57,5 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 
-__all__ = ["AVERAGE", "DEFAULTS", "SHAPE_DIM", "SMALL_REPLAY", "TRANSFORMER_LAYERS", "TRANSFORMER_LR",
-           "TRANSFORMER_REPLAY"]
+__all__ = ["AVERAGE", "COLD_TAGGER", "DEFAULTS", "ENTITY_RATIO", "SHAPE_DIM", "SMALL_DROPOUT", "SMALL_REPLAY",
+           "TRANSFORMER_DROPOUT", "TRANSFORMER_LAYERS", "TRANSFORMER_LR", "TRANSFORMER_REPLAY"]

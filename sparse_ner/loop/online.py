@@ -42,7 +42,8 @@ from sparse_ner.data.prodigy import parse_tokens
 from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop import saving
 from sparse_ner.loop.calibration import PlattCalibrator
-from sparse_ner.loop.defaults import DEFAULTS, SHAPE_DIM
+from sparse_ner.loop.defaults import (COLD_TAGGER, DEFAULTS, ENTITY_RATIO, SHAPE_DIM, SMALL_DROPOUT,
+                                       TRANSFORMER_DROPOUT)
 from sparse_ner.loop.idle import IDLE_JOIN_TIMEOUT, IdleTrainer
 from sparse_ner.loop.learner import Learner
 from sparse_ner.loop.memory import AnswerMemory
@@ -73,11 +74,14 @@ def words_of(item: Any) -> list[str]:
 
 
 def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] | str = "small",
-                texts: Iterable[Any] | None = None, entity_prior: float = 0.15,
+                texts: Iterable[Any] | None = None, entity_prior: float = ENTITY_RATIO,
                 patterns: Iterable[Pattern | dict] = ()) -> Tagger:  # fmt: skip
     """A new :class:`Tagger` built from ``tagger`` (a :class:`TaggerConfig`, a mapping of its options,
     or just an encoder name: ``"small"``, ``"minilm"`` or a Hugging Face folder).
 
+    Options a mapping or a name leaves out take the loop's values (:data:`~sparse_ner.loop.defaults.COLD_TAGGER`:
+    the entity-ratio penalty on; head dropout ``SMALL_DROPOUT`` or ``TRANSFORMER_DROPOUT``), the ones the
+    loop simulations measured; a :class:`TaggerConfig` is taken as it is.
     The output layer starts biased so that a share ``entity_prior`` of tokens is in an entity
     (instead of a uniform guess, which would suggest a span at nearly every token).
     ``texts`` (strings, word lists or task dicts) build the small encoder's vocabulary (with
@@ -86,6 +90,11 @@ def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] 
     capitalization shape (``shape_dim`` :data:`SHAPE_DIM` unless its ``encoder_options`` say
     otherwise): MiniLM-L6 is uncased, and with the shape the loop learns faster (BENCHMARKS.md).
     """
+    if not isinstance(tagger, TaggerConfig):
+        given = {"encoder": tagger} if isinstance(tagger, str) else dict(tagger or {})
+        small = given.get("encoder", "small") == "small"
+        loop = {**COLD_TAGGER, "dropout": SMALL_DROPOUT if small else TRANSFORMER_DROPOUT}
+        tagger = {**loop, **given}
     config = TaggerConfig.parse(tagger)
     vocab_words = None
     if config.encoder == "small":
@@ -144,7 +153,7 @@ class OnlineTagger:
     @classmethod
     def from_config(cls, labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] | str = "small",
                     texts: Iterable[Any] | None = None, patterns: Iterable[Pattern | dict] | None = None,
-                    entity_prior: float = 0.15, device: str | torch.device | None = None,
+                    entity_prior: float = ENTITY_RATIO, device: str | torch.device | None = None,
                     **options: Any) -> "OnlineTagger":  # fmt: skip
         """A cold model: :func:`cold_tagger` from ``tagger`` (a :class:`TaggerConfig`, a mapping of its
         options or an encoder name; the words of phrase patterns join the vocabulary), moved to

@@ -474,3 +474,36 @@ def test_a_cold_transformer_sees_capitalization_unless_told_otherwise():
     assert not torch.allclose(words[0], words[1]) and not torch.allclose(words[1], words[2])  # the shape tells
     plain = cold_tagger(LABELS, {"encoder": "minilm", "encoder_options": {"shape_dim": 0}})
     assert plain.encoder.shape_dim == 0
+
+
+def test_a_cold_model_takes_the_loops_head_options_for_what_its_caller_leaves_out():
+    from sparse_ner.core.tagger import TaggerConfig
+    from sparse_ner.loop.defaults import ENTITY_RATIO, SMALL_DROPOUT, TRANSFORMER_DROPOUT
+    from sparse_ner.loop.online import cold_tagger
+
+    assert TaggerConfig().entity_ratio is None  # offline training's default: the penalty is off unless configured
+    small = cold_tagger(LABELS, "small", texts=TEXTS)  # a name, as the recipes give it
+    assert small.options["entity_ratio"] == ENTITY_RATIO and small.options["ratio_margin"] == 0.05
+    assert small.dropout.p == SMALL_DROPOUT
+    minilm = cold_tagger(LABELS, "minilm")
+    assert minilm.options["entity_ratio"] == ENTITY_RATIO and minilm.dropout.p == TRANSFORMER_DROPOUT
+    given = cold_tagger(LABELS, {"encoder": "small", "entity_ratio": None, "dropout": 0.0}, texts=TEXTS)
+    assert given.options["entity_ratio"] is None and given.dropout.p == 0.0  # what the caller says wins
+    exact = cold_tagger(LABELS, TaggerConfig(encoder="small"), texts=TEXTS)  # a whole config is taken as it is
+    assert exact.options["entity_ratio"] is None and exact.dropout.p == TaggerConfig().dropout
+    # the recipes' new model (a name) gets the same options
+    online = OnlineTagger.from_config(LABELS, "small", texts=TEXTS, patterns=[{"label": "PER", "pattern": "Anna"}])
+    assert online.tagger.options["entity_ratio"] == ENTITY_RATIO
+
+
+@pytest.mark.parametrize("name,dropout", [("simulate_conll.yaml", "SMALL_DROPOUT"), ("simulate_conll_minilm.yaml", "TRANSFORMER_DROPOUT")])
+def test_the_loop_simulation_configs_run_the_recipes_head_options(name, dropout):
+    from pathlib import Path
+
+    import yaml
+
+    from sparse_ner.loop import defaults
+
+    tagger = yaml.safe_load((Path(__file__).parents[2] / "configs" / name).read_text())["tagger"]
+    head = {k: v for k, v in tagger.items() if k not in ("encoder", "encoder_options")}
+    assert head == {**defaults.COLD_TAGGER, "dropout": getattr(defaults, dropout)}
