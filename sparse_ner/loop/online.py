@@ -92,7 +92,7 @@ def cold_tagger(labels: Sequence[str], tagger: TaggerConfig | Mapping[str, Any] 
     """
     if not isinstance(tagger, TaggerConfig):
         given = {"encoder": tagger} if isinstance(tagger, str) else dict(tagger or {})
-        small = given.get("encoder", "small") == "small"
+        small = given.get("encoder", TaggerConfig.encoder) == "small"  # TaggerConfig's default encoder
         loop = {**COLD_TAGGER, "dropout": SMALL_DROPOUT if small else TRANSFORMER_DROPOUT}
         tagger = {**loop, **given}
     config = TaggerConfig.parse(tagger)
