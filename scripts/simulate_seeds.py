@@ -59,14 +59,19 @@ def run_seeds(args: argparse.Namespace, out: Path) -> None:
 
 
 def summarize(out: Path) -> str:
-    """Markdown table over every ``OUT/*_seed*/curves.csv``; draws ``OUT/curves_mean.png``."""
+    """Markdown table over every ``OUT/*_seed*/curves.csv`` (then, where the curves have them, the mean
+    F1 of each label); draws ``OUT/curves_mean.png``."""
     f1: dict[tuple[str, int], list[float]] = defaultdict(list)
+    per_label: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for path in sorted(out.glob("*_seed*/curves.csv")):
         tag = path.parent.name.rsplit("_seed", 1)[0]
         with open(path, encoding="utf8") as f:
             for row in csv.DictReader(f):
                 name = row["strategy"] if tag == "default" else f"{row['strategy']} ({tag})"
                 f1[(name, int(row["answers"]))].append(float(row["f1"]))
+                for key, value in row.items():
+                    if key.startswith("f1_") and value not in ("", None):
+                        per_label[(name, int(row["answers"]))][key[3:]].append(float(value))
     names = list(dict.fromkeys(name for name, _ in f1))
     points = sorted({n for _, n in f1 if n > 0})
     lines = ["| answers | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
@@ -76,6 +81,14 @@ def summarize(out: Path) -> str:
             xs = f1.get((name, n), [])
             cells.append(f"{statistics.mean(xs):.3f} ({min(xs):.3f}-{max(xs):.3f}, n={len(xs)})" if xs else "")
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    labels = list(dict.fromkeys(label for by in per_label.values() for label in by))
+    if labels:
+        lines += ["", "Mean F1 of each label (" + " / ".join(labels) + "):", "",
+                  "| answers | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]  # fmt: skip
+        for n in points:
+            cells = [" / ".join(f"{statistics.mean(per_label[(name, n)][label]):.3f}" if per_label[(name, n)][label]
+                                else "-" for label in labels) for name in names]  # fmt: skip
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
     import matplotlib
 
     matplotlib.use("Agg")

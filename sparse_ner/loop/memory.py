@@ -27,6 +27,8 @@ from sparse_ner.data.hashes import record_key
 from sparse_ner.data.prodigy import REASONS, check_record, merge_records
 
 logger = logging.getLogger(__name__)
+STARVED_AFTER = 200  # binary answers before a label can count as starved (starved_labels)
+STARVED_SHARE = 0.2  # ... with fewer accepts than this share of the mean label's
 
 
 def check_answer(task: Any, labels: set[str]) -> str | None:
@@ -55,6 +57,7 @@ class AnswerMemory:
         self.features: dict[int, dict] = {}  # input hash -> featurize(words) of its example
         self.asked: set[tuple[int, int, int, str]] = set()  # (input hash, start, end, label) answered
         self.pattern_counts: dict[str, Counter] = {}  # pattern id -> {"accept": n, "reject": n}
+        self.label_counts: dict[str, Counter] = {label: Counter() for label in self.labels}  # binary answers by label
         self.n_answers = 0
         self.skipped: Counter = Counter()  # reason (REASONS of data.prodigy) -> malformed answers skipped
         self.last_skipped: list[tuple[int, str]] = []  # (index in the batch / line, reason) of the last call
@@ -93,6 +96,8 @@ class AnswerMemory:
                     if "token_start" in sp and "token_end" in sp:
                         self.asked.add((key, sp["token_start"], sp["token_end"], sp.get("label", "")))
             if answer in ("accept", "reject") and task.get("_view_id", "ner") == "ner":
+                for sp in task.get("spans", []):
+                    self.label_counts.setdefault(sp.get("label", ""), Counter())[answer] += 1
                 pid = (task.get("meta") or {}).get("pattern")
                 if pid is not None:
                     self.pattern_counts.setdefault(str(pid), Counter())[answer] += 1
@@ -107,6 +112,21 @@ class AnswerMemory:
                 self.examples.pop(key, None)
                 self.features.pop(key, None)
         return [k for k in touched if k in self.examples]
+
+    def starved_labels(self, after: int | None = None, share: float | None = None) -> list[str]:
+        """Labels the binary answers hardly reach: once ``after`` of them are given (default
+        :data:`STARVED_AFTER`), those with fewer accepts than ``share`` (:data:`STARVED_SHARE`) of the
+        mean label's. The questions follow the model, which suggests
+        what it has learned, so a label without accepts early (no pattern matches it) tends to stay
+        without them (BENCHMARKS.md: ORG on CoNLL-2003)."""
+        after = STARVED_AFTER if after is None else after
+        share = STARVED_SHARE if share is None else share
+        binary = sum(sum(c.values()) for c in self.label_counts.values())
+        if binary < after:
+            return []
+        accepts = {label: self.label_counts.get(label, Counter())["accept"] for label in self.labels}
+        mean = sum(accepts.values()) / max(1, len(accepts))
+        return [label for label, n in accepts.items() if n < share * mean]
 
     # -- saving --------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ characters and shape still reach the model through the char CNN and shape featur
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from dataclasses import replace
@@ -55,6 +56,7 @@ LEARNER = ("lr", "encoder_lr", "train_layers", "bf16", "steps", "replay", "steps
 SUGGESTER = ("threshold", "max_len", "max_suggestions", "pattern_warmup", "pattern_patience", "min_pattern_precision", "calibrate",
              "calibration_window", "batch_size")  # fmt: skip
 STATE_DIR = saving.STATE_DIR
+log = logging.getLogger(__name__)
 
 
 def words_of(item: Any) -> list[str]:
@@ -144,6 +146,7 @@ class OnlineTagger:
         self.lock = threading.RLock()
         self.n_updates = 0
         self.answers = AnswerMemory(self.labels, tagger.encoder.featurize)
+        self._warned_starved: set[str] = set()  # labels already logged as starved
         self.learner = Learner(tagger, self.answers, self.lock, **{k: o[k] for k in LEARNER})
         matcher = PatternMatcher(patterns, self.labels) if patterns else None
         self.suggester = Suggester(tagger, self.answers, self.lock, self.learner.autocast, matcher,
@@ -196,12 +199,23 @@ class OnlineTagger:
             answers = self.answers.screen(enumerate(answers), "update(): answer")
             keys = self.answers.add(answers)
             self.suggester.observe(answers)
+            self._warn_starved()
             if not keys:
                 return 0.0
             loss = self.learner.update(keys, self.update_steps)
             self.n_updates += 1
             self.idle.notify()
             return loss
+
+    def _warn_starved(self) -> None:
+        """Log once per label when the answers hardly reach it (:meth:`AnswerMemory.starved_labels`)."""
+        for label in self.answers.starved_labels():
+            if label not in self._warned_starved:
+                self._warned_starved.add(label)
+                counts = self.answers.label_counts.get(label, {})
+                log.warning("%s: %d accept(s), %d reject(s) in %d answers: the questions hardly reach %s; add "
+                            "patterns for it (--patterns) or annotate some texts completely (sparse_ner.correct)",
+                            label, counts.get("accept", 0), counts.get("reject", 0), self.answers.n_answers, label)
 
     @property
     def update_steps(self) -> int:

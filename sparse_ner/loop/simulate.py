@@ -19,8 +19,9 @@ every ``eval_every`` answers. With ``idle_steps`` N, each ``update()`` is follow
   (``static``, e.g. the benchmark's ``conll2003_train_teach.jsonl``), fed through the same
   ``update()`` in file order.
 
-Writes ``curves.csv`` (strategy, answers, accepts, precision, recall, f1, seconds) and
-``curves.png`` (F1 against answers) to ``output``, with the resolved config, and each strategy's
+Writes ``curves.csv`` (strategy, answers, accepts, precision, recall, f1, seconds, then
+``f1_<LABEL>`` and ``accepts_<LABEL>`` for each label) and ``curves.png`` (F1 against answers, and
+each label's F1 beside it: a label the questions never reach shows as a flat line) to ``output``, with the resolved config, and each strategy's
 answers as they are given to ``answers_<strategy>.jsonl`` (db-out records: the question's one span,
 ``answer``, ``_view_id`` ``ner``, the suggester's ``meta``; appended batch by batch, so a killed run
 keeps what it answered), which ``sparse_ner.train`` takes like a Prodigy export: the answers to the
@@ -82,6 +83,8 @@ class CurveRow(TypedDict):
     recall: float
     f1: float
     seconds: float
+    f1_by_label: dict[str, float]  # dev F1 of each label (columns f1_<LABEL> of curves.csv)
+    accepts_by_label: dict[str, int]  # accepted answers of each label so far (columns accepts_<LABEL>)
 
 
 # train, dev and labels have no default: load_config requires them
@@ -116,13 +119,16 @@ def oracle(task: dict, gold: dict[int, set[tuple[int, int, str]]]) -> dict:
 
 
 def dev_f1(online: Any, dev: list[Example]) -> dict[str, float]:
+    """Entity ``precision``, ``recall`` and ``f1`` on ``dev`` with the loop's prediction weights, and
+    ``<LABEL>_f1`` of each label."""
     from sparse_ner.core.metrics import EntityF1
 
     metric = EntityF1(online.labels)
     with online.learner.averaged_weights():  # holds the lock while the averaged weights are in
         preds = online.tagger.tag(dev, batch_size=128)
     metric.update([[s[:3] for s in spans] for spans in preds], [[s.key for s in ex.accepted] for ex in dev])
-    return {k: float(v) for k, v in metric.compute().items() if k in ("precision", "recall", "f1")}
+    keep = {"precision", "recall", "f1"} | {f"{label}_f1" for label in online.labels}
+    return {k: float(v) for k, v in metric.compute().items() if k in keep}
 
 
 def questions(strategy: str, online: Any, tasks: list[dict], static: str | None,
@@ -167,12 +173,15 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
     stream = questions(strategy, online, tasks, cfg["static"], cfg["sorter"])
     rows: list[CurveRow] = []
     answered = accepts = 0
+    by_label = dict.fromkeys(cfg["labels"], 0)  # accepts per label
     start = time.perf_counter()
 
     def record() -> None:
         f1 = dev_f1(online, dev)
         row = CurveRow(strategy=strategy, answers=answered, accepts=accepts, precision=f1["precision"],
-                       recall=f1["recall"], f1=f1["f1"], seconds=round(time.perf_counter() - start, 1))  # fmt: skip
+                       recall=f1["recall"], f1=f1["f1"], seconds=round(time.perf_counter() - start, 1),
+                       f1_by_label={label: f1[f"{label}_f1"] for label in cfg["labels"]},
+                       accepts_by_label=dict(by_label))  # fmt: skip
         rows.append(row)
         if log is not None:
             print(json.dumps(row), file=log, flush=True)
@@ -193,7 +202,11 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
         if cfg["idle_steps"]:
             online.consolidate(cfg["idle_steps"])
         answered += len(batch)
-        accepts += sum(t.get("answer") == "accept" for t in batch)
+        for t in batch:
+            if t.get("answer") == "accept":
+                accepts += 1
+                for span in t.get("spans") or []:
+                    by_label[span["label"]] = by_label.get(span["label"], 0) + 1
         if answered >= next_eval:
             record()
             next_eval += cfg["eval_every"]
@@ -208,15 +221,26 @@ def plot(rows: list[CurveRow], path: Path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for strategy in dict.fromkeys(r["strategy"] for r in rows):
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    labels = list(dict.fromkeys(label for r in rows for label in r.get("f1_by_label", {})))
+    fig, (ax, by) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for strategy in strategies:
         pts = [(r["answers"], r["f1"]) for r in rows if r["strategy"] == strategy]
         ax.plot(*zip(*pts), marker="o", label=strategy)
+    styles = ["-", "--", ":", "-."]
+    for i, strategy in enumerate(strategies):  # colour: label; line style: strategy
+        mine = [r for r in rows if r["strategy"] == strategy]
+        for j, label in enumerate(labels):
+            by.plot([r["answers"] for r in mine], [r["f1_by_label"].get(label, 0.0) for r in mine], color=f"C{j}",
+                    linestyle=styles[i % len(styles)], label=f"{label} ({strategy})" if len(strategies) > 1 else label)
     ax.set_xlabel("answers")
     ax.set_ylabel("dev entity F1")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    by.set_xlabel("answers")
+    by.set_title("F1 of each label")
+    for a in (ax, by):
+        a.grid(alpha=0.3)
+        a.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -272,9 +296,16 @@ def simulate(cfg: SimulationConfig, log: TextIO | None = sys.stderr) -> list[Cur
 
 
 def write_csv(rows: Iterable[CurveRow], path: Path) -> None:
+    """``rows`` as CSV, the per-label dicts flattened into ``f1_<LABEL>`` and ``accepts_<LABEL>`` columns."""
     rows = list(rows)
+    labels = list(dict.fromkeys(label for r in rows for label in r["f1_by_label"]))
+    fields = ["strategy", "answers", "accepts", "precision", "recall", "f1", "seconds"]
     with open(path, "w", newline="", encoding="utf8") as f:
-        writer = csv.DictWriter(f, fieldnames=["strategy", "answers", "accepts", "precision", "recall", "f1", "seconds"])
+        writer = csv.DictWriter(f, fieldnames=fields + [f"{k}_{label}" for k in ("f1", "accepts") for label in labels])
         writer.writeheader()
-        writer.writerows(rows)
+        for r in rows:
+            flat = {k: r[k] for k in fields}  # type: ignore[literal-required]
+            flat.update({f"f1_{label}": v for label, v in r["f1_by_label"].items()})
+            flat.update({f"accepts_{label}": v for label, v in r["accepts_by_label"].items()})
+            writer.writerow(flat)
 

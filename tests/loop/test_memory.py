@@ -101,8 +101,22 @@ def test_write_and_load_round_trip_with_bad_lines(tmp_path):
     loaded.load(path, state)
     assert loaded.records == memory.records and loaded.examples.keys() == memory.examples.keys()
     assert loaded.asked == memory.asked and loaded.pattern_counts == memory.pattern_counts
+    assert loaded.label_counts == memory.label_counts == {"LOC": Counter(accept=1), "PER": Counter(reject=1)}
     assert loaded.last_skipped == [(3, "malformed_json"), (5, "malformed_json")]  # line numbers
     assert loaded.skipped == Counter(unknown_label=2, malformed_json=2) and loaded.n_answers == 2
     empty, _ = make()
     empty.load(tmp_path / "missing.jsonl", {})  # an exported model: nothing saved
     assert empty.records == {} and empty.n_answers == 0
+
+
+def test_label_counts_and_starved_labels():
+    memory, _ = make()
+    answers = [task(TEXTS[0], 3, 3, "LOC", "accept")] * 9 + [task(TEXTS[1], 0, 0, "PER", "accept")]
+    answers += [task(TEXTS[1], 0, 0, "PER", "reject")] * 5 + [task(TEXTS[2], 0, 0, "LOC", "ignore")]
+    answers += [task(TEXTS[0], 0, 0, "PER", "accept", view="ner_manual")]  # complete annotation: not counted
+    memory.add(answers)
+    assert memory.label_counts == {"LOC": Counter(accept=9), "PER": Counter(accept=1, reject=5)}
+    # 15 binary answers; accepts 9 and 1, mean 5: PER is under 0.3 * 5 but not under 0.2 * 5
+    assert memory.starved_labels(after=16, share=0.3) == []  # too few answers yet
+    assert memory.starved_labels(after=15, share=0.3) == ["PER"]
+    assert memory.starved_labels(after=15, share=0.2) == []

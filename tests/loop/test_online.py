@@ -4,6 +4,7 @@ threads; and merge_records (factored out of read_examples)."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 
@@ -507,3 +508,20 @@ def test_the_loop_simulation_configs_run_the_recipes_head_options(name, dropout)
     tagger = yaml.safe_load((Path(__file__).parents[2] / "configs" / name).read_text())["tagger"]
     head = {k: v for k, v in tagger.items() if k not in ("encoder", "encoder_options")}
     assert head == {**defaults.COLD_TAGGER, "dropout": getattr(defaults, dropout)}
+
+
+def test_a_label_the_answers_hardly_reach_is_logged_once(caplog, monkeypatch):
+    import sparse_ner.loop.memory as memory
+
+    monkeypatch.setattr(memory, "STARVED_AFTER", 6)
+    online = make_online()
+    loc = [task(TEXTS[i % 2], *((3, 3) if i % 2 == 0 else (4, 4)), "LOC", "accept") for i in range(4)]
+    with caplog.at_level(logging.WARNING, logger="sparse_ner.loop.online"):
+        online.update(loc + [task(TEXTS[0], 0, 0, "PER", "reject")])  # 5 binary answers: too early to tell
+        assert not caplog.records
+        online.update([task(TEXTS[1], 0, 0, "PER", "reject")])  # 6: PER has no accept, LOC 4
+        online.update([task(TEXTS[1], 0, 0, "LOC", "reject")])  # still starved: not logged again
+    (record,) = caplog.records
+    assert record.getMessage().startswith("PER: 0 accept(s), 2 reject(s) in 6 answers")
+    online.update([task(TEXTS[0], 0, 0, "PER", "accept")] * 2)  # 2 of a mean 3: no longer starved
+    assert online.answers.starved_labels() == []

@@ -68,8 +68,16 @@ def test_every_strategy_runs_and_writes_csv_and_png(corpus):
         assert [r["answers"] for r in mine] == sorted(r["answers"] for r in mine)
         assert mine[-1]["answers"] <= 20 and all(0.0 <= r["f1"] <= 1.0 for r in mine)
     patterns_rows = [r for r in rows if r["strategy"] == "patterns"]
-    # "Paris" is always a LOC here: every pattern question is accepted
+    # "Paris" is always a LOC here: every pattern question is accepted, and every accept is a LOC
     assert patterns_rows[-1]["answers"] > 0 and patterns_rows[-1]["accepts"] == patterns_rows[-1]["answers"]
+    assert patterns_rows[-1]["accepts_by_label"] == {"LOC": patterns_rows[-1]["accepts"], "PER": 0}
+    for row, line in zip(rows, table):  # the per-label columns: accepts add up, F1 as the metric gives it
+        assert sum(row["accepts_by_label"].values()) == row["accepts"] == int(line["accepts"])
+        assert [int(line[f"accepts_{k}"]) for k in ("LOC", "PER")] == [row["accepts_by_label"][k] for k in ("LOC", "PER")]
+        assert [float(line[f"f1_{k}"]) for k in ("LOC", "PER")] == [row["f1_by_label"][k] for k in ("LOC", "PER")]
+        assert all(0.0 <= v <= 1.0 for v in row["f1_by_label"].values())
+        if row["f1"] == 0.0:
+            assert set(row["f1_by_label"].values()) == {0.0}
     assert 0 < [r["answers"] for r in rows if r["strategy"] == "random"][-1] <= 20  # the stream may run out
 
 
@@ -123,3 +131,23 @@ def test_conll_config_and_patterns_file():
     hits = [(m[:3], {s.key for s in ex.accepted}) for ex in dev for m in matcher(ex.words)]
     assert len(hits) >= 20
     assert sum(key in gold for key, gold in hits) / len(hits) > 0.6  # a useful cold start
+
+
+def test_dev_f1_gives_each_labels_f1(corpus):
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    dev = [ex for ex in sim.read_gold(corpus["train"], "bio") if ex.tokens]
+    n_per = sum(s.label == "PER" for ex in dev for s in ex.accepted)
+    n_loc = sum(s.label == "LOC" for ex in dev for s in ex.accepted)
+    # a model that finds every PER and calls the first LOC of each text a PER too
+    preds = [[(*s.key[:2], "PER", 1.0) for s in ex.accepted if s.label == "PER"]
+             + [(*s.key[:2], "PER", 1.0) for s in ex.accepted if s.label == "LOC"][:1] for ex in dev]  # fmt: skip
+    online = SimpleNamespace(labels=["LOC", "PER"], learner=SimpleNamespace(averaged_weights=nullcontext),
+                             tagger=SimpleNamespace(tag=lambda examples, batch_size: preds))  # fmt: skip
+    f1 = sim.dev_f1(online, dev)
+    wrong = len(dev)  # one mislabelled LOC per text
+    p_per, r_per = n_per / (n_per + wrong), 1.0
+    assert f1["PER_f1"] == pytest.approx(2 * p_per * r_per / (p_per + r_per))
+    assert f1["LOC_f1"] == 0.0
+    assert f1["recall"] == pytest.approx(n_per / (n_per + n_loc))
