@@ -129,6 +129,8 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+_NO_WS = object()  # a token without "ws": whitespace after it in the text decides
+
 @dataclass
 class _Answer:
     index: int  # record index within its group
@@ -155,17 +157,17 @@ def _parse_tokens(record: dict, text: str, tokenizer: Callable[[str], list[Token
         return "bad_tokens"
     tokens = []
     n, prev_end = len(text), 0
-    for t in raw:
-        if not isinstance(t, dict):
+    for t in raw:  # a stream's every task comes through here: plain ints take the short way (type is int)
+        if type(t) is not dict and not isinstance(t, dict):
             return "bad_tokens"
         s, e = t.get("start"), t.get("end")
-        if not (_is_int(s) and _is_int(e) and prev_end <= s < e <= n):  # in order, inside the text
-            return "bad_tokens"
+        if not ((type(s) is int or _is_int(s)) and (type(e) is int or _is_int(e)) and prev_end <= s < e <= n):
+            return "bad_tokens"  # in order, inside the text
         piece = text[s:e]
-        if "text" in t and t["text"] != piece:
+        if t.get("text", piece) != piece:
             return "bad_tokens"
-        ws = t["ws"] if "ws" in t else e < n and text[e].isspace()
-        tokens.append(Token(piece, s, e, bool(ws)))
+        ws = t.get("ws", _NO_WS)
+        tokens.append(Token(piece, s, e, bool(e < n and text[e].isspace() if ws is _NO_WS else ws)))
         prev_end = e
     return tokens
 

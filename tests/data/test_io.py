@@ -52,9 +52,14 @@ def test_parse_tokens_checks_given_tokens_and_tokenizes_otherwise():
     assert [t.text for t in parse_tokens({"text": "Bob met Alice ."})] == ["Bob", "met", "Alice", "."]
     good = {"text": "ab cd", "tokens": [{"text": "ab", "start": 0, "end": 2}, {"text": "cd", "start": 3, "end": 5}]}
     assert [(t.text, t.start, t.end, t.ws) for t in parse_tokens(good)] == [("ab", 0, 2, True), ("cd", 3, 5, False)]
+    spaced = {"text": "ab cd", "tokens": [{"start": 0, "end": 2, "ws": False}, {"start": 3, "end": 5, "ws": 1}]}
+    assert [t.ws for t in parse_tokens(spaced)] == [False, True]  # a given "ws" wins over the text
     for bad in ({"text": "ab cd", "tokens": [{"text": "xx", "start": 0, "end": 2}]},
                 {"text": "ab cd", "tokens": [{"start": 3, "end": 5}, {"start": 0, "end": 2}]},
-                {"text": "ab", "tokens": [{"start": 0, "end": 9}]}, {"tokens": []}):  # fmt: skip
+                {"text": "ab", "tokens": [{"start": 0, "end": 9}]}, {"tokens": []},
+                {"text": "ab", "tokens": [{"start": False, "end": True}]},  # bools are ints to Python, not here
+                {"text": "ab", "tokens": [{"start": 0, "end": 2.0}]}, {"text": "ab", "tokens": [["ab"]]},
+                {"text": "ab", "tokens": [{"start": 0, "end": 2, "text": None}]}):  # fmt: skip
         with pytest.raises(DataError, match="line 7"):
             parse_tokens(bad, where="in.jsonl line 7")
 
