@@ -7,7 +7,10 @@ command line is ``python -m sparse_ner.simulate --config configs/simulate_conll.
 by an oracle that accepts a suggested span exactly when it is a gold entity (same tokens and label)
 and rejects it otherwise. Answers are given in batches of ``batch_size`` (10), each batch goes to
 ``update()``, and entity F1 on the dev set (its first ``dev_limit`` sentences; 0: all) is logged
-every ``eval_every`` answers. With ``idle_steps`` N, each ``update()`` is followed by N
+every ``eval_every`` answers. With ``manual`` N, the first N texts of the shuffled training texts are
+annotated completely (``ner_manual``, every gold entity; as running ``sparse_ner.correct`` before
+``sparse_ner.teach``) and learned before the first question; they leave the stream, and the curves
+count the binary answers after them. With ``idle_steps`` N, each ``update()`` is followed by N
 :meth:`~sparse_ner.loop.online.OnlineTagger.consolidate` steps on the answer memory (what
 ``start_idle_training`` does while a real annotator reads the next questions). Strategies:
 
@@ -71,6 +74,7 @@ class SimulationConfig(TypedDict):
     output: str  # folder for curves.csv, curves.png, config.json
     idle_steps: int  # consolidate() steps after each update(): the model learning while the annotator works
     sorter: dict[str, Any]  # options of prefer_uncertain for "uncertainty": algorithm, bias, decay
+    manual: int  # texts annotated completely before the questions (as sparse_ner.correct first); not in the stream
 
 
 class CurveRow(TypedDict):
@@ -93,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "tagger": {}, "online": {},
     "strategies": ["uncertainty", "random", "patterns"], "answers": 2000, "batch_size": 10,
     "eval_every": 200, "dev_limit": 1000, "seed": 0, "threads": None, "output": "runs/simulate",
-    "idle_steps": 0, "sorter": {},
+    "idle_steps": 0, "sorter": {}, "manual": 0,
 }  # fmt: skip
 
 
@@ -116,6 +120,14 @@ def oracle(task: dict, gold: dict[int, set[tuple[int, int, str]]]) -> dict:
     key = (span["token_start"], span["token_end"], span["label"])
     return {**task, "answer": "accept" if key in gold.get(task["_input_hash"], set()) else "reject",
             "_view_id": "ner"}  # fmt: skip
+
+
+def complete(task: dict, gold: dict[int, set[tuple[int, int, str]]]) -> dict:
+    """``task`` annotated completely (``ner_manual``): every gold entity of the text, accepted."""
+    toks = task["tokens"]
+    spans = [{"start": toks[s]["start"], "end": toks[e]["end"], "token_start": s, "token_end": e, "label": label}
+             for s, e, label in sorted(gold.get(task["_input_hash"], ()))]  # fmt: skip
+    return {**task, "spans": spans, "answer": "accept", "_view_id": "ner_manual"}
 
 
 def dev_f1(online: Any, dev: list[Example]) -> dict[str, float]:
@@ -170,6 +182,8 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
     random.Random(cfg["seed"]).shuffle(tasks)
     gold = {(ex.input_hash if ex.input_hash is not None else input_hash(ex.text)): {s.key for s in ex.accepted}
             for ex in train}  # fmt: skip
+    manual = [complete(t, gold) for t in tasks[: cfg["manual"]]]
+    tasks = tasks[cfg["manual"] :]
     stream = questions(strategy, online, tasks, cfg["static"], cfg["sorter"])
     rows: list[CurveRow] = []
     answered = accepts = 0
@@ -186,9 +200,16 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
         if log is not None:
             print(json.dumps(row), file=log, flush=True)
 
-    record()
     if answers_path is not None:
         answers_path.write_text("", encoding="utf8")
+    for i in range(0, len(manual), cfg["batch_size"]):  # the complete annotations first, as the loop gets them
+        batch = manual[i : i + cfg["batch_size"]]
+        online.update(batch)
+        if answers_path is not None:
+            srsly.write_jsonl(answers_path, batch, append=True, append_new_line=False)
+        if cfg["idle_steps"]:
+            online.consolidate(cfg["idle_steps"])
+    record()
     next_eval = cfg["eval_every"]
     while answered < cfg["answers"]:
         batch = list(itertools.islice(stream, min(cfg["batch_size"], cfg["answers"] - answered)))

@@ -151,3 +151,20 @@ def test_dev_f1_gives_each_labels_f1(corpus):
     assert f1["PER_f1"] == pytest.approx(2 * p_per * r_per / (p_per + r_per))
     assert f1["LOC_f1"] == 0.0
     assert f1["recall"] == pytest.approx(n_per / (n_per + n_loc))
+
+
+def test_manual_texts_are_annotated_completely_first_and_leave_the_stream(corpus):
+    cfg = sim.load_config(None, {**corpus, "strategies": ["random"], "manual": 6, "answers": 12,
+                                       "idle_steps": 100})
+    rows = sim.simulate(cfg, log=None)
+    records = [json.loads(line) for line in (Path(cfg["output"]) / "answers_random.jsonl").read_text().splitlines()]
+    manual, binary = records[:6], records[6:]
+    assert [r["_view_id"] for r in manual] == ["ner_manual"] * 6 and all(r["_view_id"] == "ner" for r in binary)
+    gold = {ex.input_hash or sim.input_hash(ex.text): {s.key for s in ex.accepted}
+            for ex in sim.read_gold(corpus["train"], "bio")}  # fmt: skip
+    for r in manual:  # every gold entity of the text, with character offsets on its tokens
+        assert {(s["token_start"], s["token_end"], s["label"]) for s in r["spans"]} == gold[r["_input_hash"]]
+        assert all(r["text"][s["start"]:s["end"]] for s in r["spans"]) and r["answer"] == "accept"
+    assert not {r["meta"]["sentence"] for r in manual} & {r["meta"]["sentence"] for r in binary}
+    assert len(binary) == rows[-1]["answers"] and rows[0]["answers"] == 0
+    assert rows[0]["f1"] > 0.0  # the complete texts are learned before the first question
