@@ -131,6 +131,7 @@ def _is_int(x: Any) -> bool:
 
 _NO_WS = object()  # a token without "ws": whitespace after it in the text decides
 
+
 @dataclass
 class _Answer:
     index: int  # record index within its group

@@ -25,8 +25,8 @@ count the binary answers after them. With ``idle_steps`` N, each ``update()`` is
 Writes ``curves.csv`` (strategy, answers, accepts, precision, recall, f1, seconds, then
 ``f1_<LABEL>`` and ``accepts_<LABEL>`` for each label) and ``curves.png`` (F1 against answers, and
 each label's F1 beside it: a label the questions never reach shows as a flat line) to ``output``, with the resolved config, and each strategy's
-answers as they are given to ``answers_<strategy>.jsonl`` (db-out records: the question's one span,
-``answer``, ``_view_id`` ``ner``, the suggester's ``meta``; appended batch by batch, so a killed run
+answers as they are given to ``answers_<strategy>.jsonl`` (db-out records: the ``manual`` texts first,
+``ner_manual``; then the question's one span, ``answer``, ``_view_id`` ``ner``, the suggester's ``meta``; appended batch by batch, so a killed run
 keeps what it answered), which ``sparse_ner.train`` takes like a Prodigy export: the answers to the
 model's own questions, not to a fixed file's. Both are rewritten when the same ``output`` runs again.
 Paths in the config are relative to the working directory.
