@@ -166,3 +166,29 @@ def test_idle_training_runs_until_exit(tmp_path, source, patterns):
 def test_before_db_rounds_meta_score():
     (out,) = recipes.before_db([{"text": "x", "meta": {"score": 0.123456789}, "_view_id": "ner"}])
     assert out["meta"]["score"] == 0.1235
+
+
+def test_teach_continues_from_the_texts_corrected_in_the_same_model_folder(tmp_path, source, patterns):
+    """The README's advice: some texts in sparse_ner.correct first, then sparse_ner.teach on the same MODEL,
+    which resumes with them (labels and encoder from the folder)."""
+    model = tmp_path / "model"
+    components = recipes.correct("gold", str(model), str(source), label="LOC,PER", save_every=0, no_idle=True,
+                                 encoder="small")  # fmt: skip
+    answers = []
+    for task in list(components["stream"])[:2]:
+        toks = task["tokens"]
+        i = next(k for k, t in enumerate(toks) if t["text"] in ("Paris", "Berlin"))
+        span = {"start": toks[i]["start"], "end": toks[i]["end"], "token_start": i, "token_end": i, "label": "LOC"}
+        answers.append(dict(task, spans=[span], answer="accept", _view_id="ner_manual",
+                            _input_hash=input_hash(task["text"])))  # fmt: skip
+    components["update"](components["before_db"](answers))
+    components["on_exit"]()
+    teach = recipes.teach("ds", str(model), str(source), patterns=str(patterns), no_idle=True)
+    assert teach["config"]["label"] == "LOC,PER"
+    loaded = recipes.load_model(model)
+    assert loaded.n_answers == 2 and all(loaded.examples[a["_input_hash"]].complete for a in answers)
+    tasks = list(teach["stream"])
+    assert tasks and all(len(t["spans"]) == 1 and t["spans"][0]["label"] in ("LOC", "PER") for t in tasks)
+    assert teach["update"]([{**t, "answer": "reject", "_view_id": "ner"} for t in tasks[:1]]) > 0.0
+    teach["on_exit"]()
+    assert recipes.load_model(model).n_answers == 3  # the corrected texts and the binary answer, one model
