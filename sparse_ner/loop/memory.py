@@ -124,7 +124,7 @@ class AnswerMemory:
         binary = sum(sum(c.values()) for c in self.label_counts.values())
         if binary < after:
             return []
-        accepts = {label: self.label_counts.get(label, Counter())["accept"] for label in self.labels}
+        accepts = {label: self.label_counts[label]["accept"] for label in self.labels}
         mean = sum(accepts.values()) / max(1, len(accepts))
         return [label for label, n in accepts.items() if n < share * mean]
 

@@ -200,15 +200,17 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
         if log is not None:
             print(json.dumps(row), file=log, flush=True)
 
-    if answers_path is not None:
-        answers_path.write_text("", encoding="utf8")
-    for i in range(0, len(manual), cfg["batch_size"]):  # the complete annotations first, as the loop gets them
-        batch = manual[i : i + cfg["batch_size"]]
+    def learn(batch: list[dict]) -> None:  # update(), the answers file, the idle steps
         online.update(batch)
         if answers_path is not None:
             srsly.write_jsonl(answers_path, batch, append=True, append_new_line=False)
         if cfg["idle_steps"]:
             online.consolidate(cfg["idle_steps"])
+
+    if answers_path is not None:
+        answers_path.write_text("", encoding="utf8")
+    for i in range(0, len(manual), cfg["batch_size"]):  # the complete annotations first, as the loop gets them
+        learn(manual[i : i + cfg["batch_size"]])
     record()
     next_eval = cfg["eval_every"]
     while answered < cfg["answers"]:
@@ -217,11 +219,7 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
             break
         if strategy != "static":
             batch = [oracle(t, gold) for t in batch]
-        online.update(batch)
-        if answers_path is not None:
-            srsly.write_jsonl(answers_path, batch, append=True, append_new_line=False)
-        if cfg["idle_steps"]:
-            online.consolidate(cfg["idle_steps"])
+        learn(batch)
         answered += len(batch)
         for t in batch:
             if t.get("answer") == "accept":
