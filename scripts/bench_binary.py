@@ -21,6 +21,9 @@ selection. Rows:
   on the accepted spans only, the data of the method peers (``scripts/bench_peers.py``);
 - ``spacy-binary``, ``spacy-as-o``: the peer, spaCy's NER as Prodigy trains it from binary answers, and
   the naive variant (``scripts/spacy_peer.py``);
+- ``ROW-taught`` (``crf-small-taught``, ``crf-minilm-shape-looplr-taught``): ROW trained a second time with ROW's
+  model (from the same ``--workdir``, trained first) as its teacher (``--data.teacher``: the first model's
+  posteriors weight the taggings consistent with the answers);
 - ``crf-small-gold``, ``crf-minilm-gold``, ``spacy-gold``: ceilings, the same models on the complete gold annotation of the same
   sentences (the sentences that the first N tasks ask about).
 
@@ -99,6 +102,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-minilm-reject-prior": ("ours", [*MINILM, "--model.reject_prior", "0.5"]),
     "crf-minilm-no-rejects": ("ours", [*MINILM, *NO_REJECTS]),
     "crf-minilm-gold": ("ours-gold", [*NO_RATIO, *MINILM]),
+    "crf-small-taught": ("ours", []),  # + --data.teacher: the crf-small model of the same budget (row_command)
+    "crf-minilm-shape-looplr-taught": ("ours", MINILM_SHAPE_LOOP),
     "spacy-binary": ("spacy", ["binary"]),
     "spacy-as-o": ("spacy", ["as_o"]),
     "spacy-gold": ("spacy-gold", ["gold"]),
@@ -154,6 +159,12 @@ def row_command(corpus_name: str, budget: int | None, row: str, args) -> tuple[l
                "--trainer.max_epochs", str(args.max_epochs), "--trainer.enable_progress_bar", "false",
                "--trainer.default_root_dir", str(workdir / "runs"), "--run_name", tag, "--export_dir", str(export),
                "--data.test", "null", *extra]
+        if row.endswith("-taught"):  # the same row's model, trained first in this workdir, as the teacher
+            teacher = workdir / f"{corpus_name}_{budget or 'all'}_{row.removesuffix('-taught')}" / "model"
+            if not (teacher / "tagger.json").is_file():
+                raise FileNotFoundError(f"{tag} needs its teacher {teacher}: run row {row.removesuffix('-taught')} "
+                                        f"at this budget with this --workdir first")  # fmt: skip
+            cmd += ["--data.teacher", str(teacher)]
         if kind == "ours-gold":
             cmd += ["--data.train", str(gold_subset(corpus, budget, workdir, corpus_name)), "--data.max_tasks", "null"]
         else:  # the corpus's answers (the config names the same file unless --teach chose another)
@@ -221,6 +232,9 @@ PANELS: dict[str, list[str]] = {
     "MiniLM-L6 variants": ["crf-minilm", "crf-minilm-no-rejects", "crf-minilm-reject-prior",
                            "crf-minilm-shape-looplr", "crf-minilm-shape-looplr-eer-tight",
                            "crf-minilm-shape-looplr-reject-prior"],
+    "a teacher's posteriors (second round)": ["crf-small", "crf-small-taught", "crf-minilm-shape-looplr",
+                                               "crf-minilm-shape-looplr-taught", "crf-small-gold",
+                                               "crf-minilm-shape-looplr-gold"],
     "encoders: small vs MiniLM-L6": ["crf-small", "crf-small-reject-prior", "crf-minilm", "crf-minilm-shape-looplr",
                                      "crf-small-gold", "crf-minilm-shape-looplr-gold"],
 }
@@ -237,6 +251,7 @@ STYLE: dict[str, tuple[str, str]] = {  # row -> (colour, marker); line style fro
     "crf-minilm-shape-no-rejects": ("tab:cyan", "P"), "crf-minilm-shape-looplr": ("tab:olive", "*"),
     "crf-minilm-shape-looplr-no-rejects": ("tab:green", "v"), "crf-minilm-shape-looplr-gold": ("tab:olive", "*"),
     "crf-minilm-shape-looplr-eer-tight": ("tab:gray", "^"), "crf-minilm-shape-looplr-reject-prior": ("tab:red", "X"),
+    "crf-small-taught": ("tab:pink", "P"), "crf-minilm-shape-looplr-taught": ("tab:orange", "P"),
 }
 ALL_TASKS = {"conll": 18540, "resume": 5170}  # x position of the budget "all"
 
@@ -312,7 +327,7 @@ def report(results: list[dict], png: Path | None) -> str:
     for r in sorted(results, key=lambda r: (r["corpus"], size(r["budget"]), order.index(r["row"]))):
         family = "spacy" if r["row"].startswith("spacy") else "minilm" if "minilm" in r["row"] else "ours"
         # the same model on gold, e.g. crf-minilm-shape-gold (an accepts-only row: its model's gold)
-        own = gold.get((r["corpus"], r["budget"], f"{r['row'].removesuffix('-no-rejects')}-gold"))
+        own = gold.get((r["corpus"], r["budget"], f"{r['row'].removesuffix('-taught').removesuffix('-no-rejects')}-gold"))
         ceiling = own or gold.get((r["corpus"], r["budget"], CEILING[family]))
         rec = f"{r['f1'] / ceiling:.2f}" if ceiling and not r["row"].endswith("gold") else ""
         peer = gold.get((r["corpus"], r["budget"], "spacy-binary"))

@@ -55,3 +55,25 @@ def test_each_panel_tells_its_rows_apart_and_drops_what_has_nothing_to_compare(l
     assert grid["conll"] == [("ours vs spaCy binary (Prodigy)", ["crf-small", "spacy-binary"])]
     assert grid["conll-u_seed0"] == [("MiniLM-L6: ours vs method peers", ["crf-minilm-shape-looplr",
                                                                           "pytorch-partial-tagger"])]
+
+
+def test_a_taught_row_trains_again_with_its_first_rounds_model_as_teacher(tmp_path, load_script):
+    import pytest
+
+    bench = load_script("bench_binary")
+    args = argparse.Namespace(workdir=str(tmp_path), max_epochs=3)
+    with pytest.raises(FileNotFoundError, match="run row crf-small at this budget"):
+        bench.row_command("conll", 1000, "crf-small-taught", args)
+    teacher = tmp_path / "conll_1000_crf-small" / "model"
+    teacher.mkdir(parents=True)
+    (teacher / "tagger.json").write_text("{}")
+    cmd, _ = bench.row_command("conll", 1000, "crf-small-taught", args)
+    assert value(cmd, "--data.teacher") == str(teacher) and value(cmd, "--run_name") == "conll_1000_crf-small-taught"
+    first, _ = bench.row_command("conll", 1000, "crf-small", args)
+    assert "--data.teacher" not in first
+    row = lambda name, f1: {"corpus": "conll", "budget": 1000, "row": name, "f1": f1, "precision": f1, "recall": f1,  # noqa: E731
+                            "max_epochs": 10, "train_seconds": 1.0}  # fmt: skip
+    results = [row("crf-minilm-shape-looplr-taught", 0.76), row("crf-minilm-shape-looplr-gold", 0.8),
+               row("crf-small-gold", 0.5)]
+    lines = {ln.split(" | ")[2]: ln.split(" | ")[7] for ln in bench.report(results, None).splitlines()[2:]}
+    assert lines["crf-minilm-shape-looplr-taught"] == "0.95"  # its own model's gold, not the small encoder's

@@ -121,28 +121,33 @@ class CRF(nn.Module):
     # -- training -----------------------------------------------------------------------------
 
     def nll(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None = None,
-            reject_prior: float = 0.0) -> torch.Tensor:  # fmt: skip
+            reject_prior: float = 0.0, prior: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Partial-label negative log-likelihood ``log Z - log Z(consistent)``: ``(B,)``.
 
         Equals the ordinary CRF NLL for a complete annotation, and 0 for an empty one. With a
         ``strict`` lattice (rejected spans ruled out for every label) and ``reject_prior`` ``lam``,
         ``log Z - log((1 - lam) Z(consistent) + lam Z(strict))`` (see :class:`~sparse_ner.core.tagger.Tagger`).
+        ``prior`` ``(B, T, K)``: log-weights ``log q_t(k)`` added to the scores of the consistent (and
+        strict) lattices only, so that the loss is ``-log sum_{y consistent} P(y) prod_t q_t(y_t)``: the
+        consistent taggings weighted by a prior (a first model's posteriors, :mod:`sparse_ner.training.teacher`).
         The free lattice and the annotation's lattices go through one forward pass, stacked on the
         batch dimension.
         """
         lattices = self._lattices(emissions, lattice, strict, reject_prior)
-        return _nll(self._forward(self._scores(emissions), lattices), len(emissions), reject_prior)
+        return _nll(self._forward(self._scores(emissions), lattices, prior), len(emissions), reject_prior)
 
     def nll_and_marginals(self, emissions: torch.Tensor, lattice: Lattice, strict: Lattice | None = None,
-                          reject_prior: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-        """:meth:`nll` ``(B,)`` and :meth:`marginals` ``(B, T, K)`` from the same forward pass.
+                          reject_prior: float = 0.0, prior: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """:meth:`nll` ``(B,)`` and :meth:`marginals` ``(B, T, K)`` (of the free lattice, without the
+        ``prior``) from the same forward pass.
 
         For a loss on the marginals (the entity-ratio penalty) next to the NLL: a separate
         :meth:`marginals` call would repeat the free lattice's forward. Both are kept in the graph
         when ``emissions`` require grad (and grad mode is on), and detached otherwise.
         """
         lattices = self._lattices(emissions, lattice, strict, reject_prior)
-        log_zs, d_first, d_steps = self._grad_log_z(emissions, lattices)
+        log_zs, d_first, d_steps = self._grad_log_z(emissions, lattices, prior=prior)
         return _nll(log_zs, len(emissions), reject_prior), _unary(d_first, d_steps, lattice.mask)
 
     # -- inference ----------------------------------------------------------------------------
@@ -275,23 +280,30 @@ class CRF(nn.Module):
         free = self._free(lattice.mask, lattice.num_states)
         return [free, lattice, strict] if strict is not None and reject_prior != 0.0 else [free, lattice]
 
-    def _potentials(self, scores: torch.Tensor, lattices: Sequence[Lattice], detach: bool = False
+    def _potentials(self, scores: torch.Tensor, lattices: Sequence[Lattice], detach: bool = False,
+                    prior: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """``first, steps, last`` of :func:`potentials` and the mask, for ``lattices`` (over the same
-        states) stacked on the batch dimension: ``len(lattices) * B`` rows."""
+        states) stacked on the batch dimension: ``len(lattices) * B`` rows. ``prior`` ``(B, T, K)`` is
+        added to the scores of every lattice after the first (the free one)."""
         lattice = lattices[0] if len(lattices) == 1 else Lattice.cat(lattices)
-        scores = scores if len(lattices) == 1 else torch.cat([scores] * len(lattices))  # (n * B, T, K)
+        if prior is not None and prior.shape != scores.shape:
+            raise ValueError(f"prior {tuple(prior.shape)} does not match emissions {tuple(scores.shape)}")
+        weighted = scores if prior is None else scores + prior.to(scores)  # (B, T, K)
+        scores = scores if len(lattices) == 1 else torch.cat([scores] + [weighted] * (len(lattices) - 1))  # (n * B, T, K)
         params = (self.transitions, self.start_transitions, self.end_transitions)
         if detach:
             params = tuple(p.detach() for p in params)
         return (*potentials(scores, *params, lattice), lattice.mask)
 
-    def _forward(self, scores: torch.Tensor, lattices: Sequence[Lattice]) -> torch.Tensor:
-        """log Z of each of ``lattices`` in one forward pass: ``(len(lattices) * B,)``, differentiable."""
-        return forward(*self._potentials(scores, lattices))
+    def _forward(self, scores: torch.Tensor, lattices: Sequence[Lattice], prior: torch.Tensor | None = None
+                 ) -> torch.Tensor:  # fmt: skip
+        """log Z of each of ``lattices`` in one forward pass: ``(len(lattices) * B,)``, differentiable
+        (``prior`` on every lattice after the first, :meth:`_potentials`)."""
+        return forward(*self._potentials(scores, lattices, prior=prior))
 
-    def _grad_log_z(self, emissions: torch.Tensor, lattices: Sequence[Lattice], reduce: Reduce = _logsumexp
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    def _grad_log_z(self, emissions: torch.Tensor, lattices: Sequence[Lattice], reduce: Reduce = _logsumexp,
+                    prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """The one autograd-of-log-Z routine: the forward in ``reduce`` over ``lattices`` (the free
         lattice first) and the gradient of the free lattice's value by its potentials.
 
@@ -305,7 +317,7 @@ class CRF(nn.Module):
         keep = torch.is_grad_enabled() and emissions.requires_grad
         with torch.enable_grad():
             scores = self._scores(emissions if keep else emissions.detach())  # (B, T, K)
-            first, steps, last, mask = self._potentials(scores, lattices, detach=not keep)
+            first, steps, last, mask = self._potentials(scores, lattices, detach=not keep, prior=prior)
             if not keep:  # no graph (evaluation): leaves to differentiate by
                 first.requires_grad_(True)
                 steps.requires_grad_(True)

@@ -138,6 +138,8 @@ def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None
     ``strict_rejects`` adds ``"strict_lattice"`` (when the batch has rejects): the same annotations
     with every rejected span ruled out as an entity of any label (for ``Tagger(reject_prior=...)``).
     ``features``: ``encoder.featurize(ex.words)`` of each example, when the caller keeps them.
+    With ``tags``, examples that carry a teacher's ``prior`` (:mod:`sparse_ner.training.teacher`) give
+    ``"prior"`` ``(B, T, K)`` (0 for the others and at padding), which :meth:`Tagger.loss` passes to the CRF.
     """
     from sparse_ner.core.lattice import annotation_of, build_lattice, strict_rejects as widen
 
@@ -151,6 +153,15 @@ def make_batch(encoder: Any, examples: Sequence[Example], tags: list[str] | None
                              "complete": [ex.complete for ex in examples]}  # fmt: skip
     if tags is not None:
         T = inputs["word_mask"].shape[1]
+        if any(ex.prior is not None for ex in examples):  # a teacher's log q; 0 (no weighting) elsewhere
+            prior = torch.zeros(len(examples), T, len(tags))  # (B, T, K)
+            for b, ex in enumerate(examples):
+                if ex.prior is not None:
+                    if tuple(ex.prior.shape) != (len(ex), len(tags)):
+                        raise ValueError(f"prior {tuple(ex.prior.shape)} does not fit a text of {len(ex)} words "
+                                         f"and {len(tags)} tags")  # fmt: skip
+                    prior[b, : len(ex)] = torch.as_tensor(ex.prior)
+            batch["prior"] = prior
         anns = [annotation_of(ex) for ex in examples]
         if strict_rejects and any(a.rejected for a in anns):
             labels = labels_of(tags)
@@ -274,19 +285,21 @@ class Tagger(nn.Module):
             self.train(was_training)
 
     def loss(self, batch: dict) -> torch.Tensor:
-        """Mean partial-label NLL of the batch (plus the entity-ratio penalty when configured)."""
+        """Mean partial-label NLL of the batch (plus the entity-ratio penalty when configured); a batch's
+        ``"prior"`` (a teacher's log-posteriors) weights the taggings consistent with its answers."""
         emissions = self.emissions(batch["inputs"])  # (B, T, K)
         lattice = batch["lattice"]
         strict = batch.get("strict_lattice") if self.reject_prior > 0 else None
         if self.reject_prior > 0 and strict is None and lattice.num_states > len(self.tags):  # rejects, no strict
             raise ValueError("reject_prior needs the strict lattice: build batches with Tagger.make_batch "
                              "(or make_batch(..., strict_rejects=True))")
+        prior = batch.get("prior")  # (B, T, K) a teacher's log q, or None
         if self.entity_ratio is None:
-            return self.crf.nll(emissions, lattice, strict, self.reject_prior).mean()
+            return self.crf.nll(emissions, lattice, strict, self.reject_prior, prior).mean()
         from sparse_ner.core.losses import entity_ratio_penalty
 
         # the NLL and the marginals of the entity-ratio penalty from one forward pass
-        nll, marginals = self.crf.nll_and_marginals(emissions, lattice, strict, self.reject_prior)  # (B,), (B, T, K)
+        nll, marginals = self.crf.nll_and_marginals(emissions, lattice, strict, self.reject_prior, prior)  # (B,), (B, T, K)
         mask = batch["inputs"]["word_mask"]  # (B, T)
         ratio = entity_ratio_penalty(marginals, mask, self.entity_ratio, self.ratio_margin)
         return nll.mean() + self.ratio_weight * ratio

@@ -49,6 +49,7 @@ class Example:
     complete: bool = False
     input_hash: int | None = None
     tasks: list[dict[str, Any]] = field(default_factory=list)  # the db-out records merged here
+    prior: Any = None  # training only: a teacher's log-posteriors (n_words, K) (sparse_ner.training.teacher)
 
     @property
     def words(self) -> list[str]:

@@ -196,6 +196,9 @@ class TaggerDataModule(pl.LightningDataModule):
         pin_memory: page-locked batches for fast host-to-GPU copies; ``None``: on when training on CUDA.
         bucket_chunks: batches per length-sorted chunk when shuffling.
         seed: seed of the batch order.
+        teacher: an exported model trained on the same answers (same labels and scheme): its posteriors
+            (with its O bias) weight the taggings consistent with each training text's answers, a
+            second round of training (:mod:`sparse_ner.training.teacher`; BENCHMARKS.md for what it gains).
     """
 
     def __init__(
@@ -216,6 +219,7 @@ class TaggerDataModule(pl.LightningDataModule):
         pin_memory: bool | None = None,
         bucket_chunks: int = 50,
         seed: int = 0,
+        teacher: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -232,6 +236,7 @@ class TaggerDataModule(pl.LightningDataModule):
         self.dev_examples: list[Example] | None = None
         self.test_examples: list[Example] | None = None
         self.collate: Callable[[list[Example]], dict] | None = None
+        self._taught = False  # the teacher's priors are on the training examples
 
     # --- reading -------------------------------------------------------------------------------
     def _read(self, path: str, gold: bool | str, name: str, max_records: int | None = None) -> list[Example]:
@@ -249,6 +254,9 @@ class TaggerDataModule(pl.LightningDataModule):
                 raise FileNotFoundError(f"data.{name}: no such file: {path}")
             if Path(path).is_dir():
                 raise IsADirectoryError(f"data.{name}: {path} is a folder, not a data file")
+        teacher = self.hparams.get("teacher")
+        if teacher is not None and not (Path(teacher) / "tagger.json").is_file():
+            raise FileNotFoundError(f"data.teacher: no exported model at {teacher} (a folder with tagger.json)")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_examples is None:  # the vocabulary and labels always come from the training data
@@ -265,6 +273,12 @@ class TaggerDataModule(pl.LightningDataModule):
                 self._hold_out()
         if self.dev_examples is None:
             self.dev_examples = self._read(self.dev_path, gold="auto", name="dev")
+        if self.hparams.get("teacher") is not None and not self._taught:  # after dev: labels may come from both
+            from sparse_ner.training.teacher import attach_priors
+
+            n = attach_priors(self.hparams.teacher, self.train_examples, self.tags, progress=sys.stderr.isatty())
+            self._taught = True
+            _print(f"[train] teacher {self.hparams.teacher}: its posteriors weight the answers of {n} texts")
         if stage in (None, "test") and self.test_path and self.test_examples is None:
             self.test_examples = self._read(self.test_path, gold="auto", name="test")
 

@@ -257,6 +257,47 @@ def test_reject_prior_mixture_matches_enumeration(labels, scheme, lam):
             assert got[b].item() == pytest.approx(log_z - logsumexp(terms), abs=1e-7), (ann, trial)
 
 
+@pytest.mark.parametrize("labels,scheme", CASES)
+@pytest.mark.parametrize("lam", [0.0, 0.4])
+def test_a_prior_weights_the_consistent_taggings_by_enumeration(labels, scheme, lam):
+    """``prior`` = log q: ``log Z - log sum_{y consistent} exp(score(y)) prod_t q_t(y_t)`` (with the
+    reject prior's mixture when ``lam`` > 0), the free ``log Z`` untouched; the fused pass gives the same
+    NLL and the free model's marginals; a uniform prior shifts the NLL by a constant only."""
+    crf = make_crf(labels, scheme, seed=21)
+    rng = random.Random(23)
+    for trial in range(3):
+        lengths = [rng.randint(1, 4 if crf.num_tags > 5 else 5) for _ in range(3)]
+        emissions, mask = ragged(crf, lengths, seed=30 + trial)
+        torch.manual_seed(40 + trial)
+        log_q = torch.rand(len(lengths), max(lengths), crf.num_tags, dtype=torch.float64).clamp_min(1e-3).log()
+        anns = [random_annotation(rng, n, labels, scheme, crf, emissions[b]) for b, n in enumerate(lengths)]
+        both = build_lattice(anns + [strict_rejects(a, labels) for a in anns], crf.tags, scheme)
+        lattice, strict = both.split(len(anns))
+        got = crf.nll(emissions, lattice, strict, lam, prior=log_q)
+        fused, marg = crf.nll_and_marginals(emissions, lattice, strict, lam, prior=log_q)
+        assert torch.allclose(fused, got, atol=1e-7)
+        assert torch.allclose(marg, crf.marginals(emissions, mask), atol=1e-7)
+        for b, (n, ann) in enumerate(zip(lengths, anns)):
+            paths = list(ref_paths(crf, emissions[b], n))
+            log_z = logsumexp([s for *_, s in paths])
+            terms = []
+            for tags, path, s in paths:
+                if not ref_consistent(tags, scheme, ann):
+                    continue
+                ents = ref_entities(tags, scheme)
+                other = any((rs, re, y) in ents and (rs, re, y) not in ann.accepted for rs, re, _ in ann.rejected
+                            for y in labels)  # fmt: skip
+                weight = sum(log_q[b, t, k].item() for t, k in enumerate(path))
+                terms.append(s + weight + math.log((1 - lam) + (0 if other else lam)))
+            assert got[b].item() == pytest.approx(log_z - logsumexp(terms), abs=1e-7), (ann, trial)
+        flat = torch.full_like(log_q, -1.5)
+        shift = torch.tensor(lengths, dtype=torch.float64) * 1.5
+        assert torch.allclose(crf.nll(emissions, lattice, strict, lam, prior=flat),
+                              crf.nll(emissions, lattice, strict, lam) + shift, atol=1e-7)  # fmt: skip
+    with pytest.raises(ValueError, match="prior"):
+        crf.nll(emissions, lattice, prior=log_q[:, :1])
+
+
 @pytest.mark.parametrize("scheme", ["bio", "bioes"])
 def test_overlapping_and_nested_rejects_are_exact(scheme):
     """Rejects sharing tokens, starts and ends: the exact answer is not a product of single terms."""
