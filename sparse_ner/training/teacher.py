@@ -31,10 +31,13 @@ def attach_priors(teacher_path: str, examples: Sequence[Example], tags: Sequence
     """Set ``prior`` (``log q``, ``(n_words, K)`` float32, columns in ``tags`` order) on every example that
     is not complete, from the exported model at ``teacher_path``; returns how many got one.
 
-    Raises ``ValueError`` when the teacher's tags are not ``tags`` (another label set or scheme)."""
+    The teacher runs on the current CUDA device when there is one (under DDP, each process's own), else
+    on the CPU. Raises ``ValueError`` when the teacher's tags are not ``tags`` (another label set or scheme)."""
+    import torch
+
     from sparse_ner.core.export import load
 
-    teacher = load(teacher_path)
+    teacher = load(teacher_path, device="cuda" if torch.cuda.is_available() else "cpu")
     if list(teacher.tags) != list(tags):
         raise ValueError(f"data.teacher {teacher_path} tags {teacher.tags}, this training tags {list(tags)}: "
                          f"train the teacher on the same labels and scheme")  # fmt: skip
