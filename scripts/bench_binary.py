@@ -159,6 +159,8 @@ def row_command(corpus_name: str, budget: int | None, row: str, args) -> tuple[l
                "--trainer.max_epochs", str(args.max_epochs), "--trainer.enable_progress_bar", "false",
                "--trainer.default_root_dir", str(workdir / "runs"), "--run_name", tag, "--export_dir", str(export),
                "--data.test", "null", *extra]
+        if getattr(args, "seed", None) is not None:
+            cmd += ["--seed_everything", str(args.seed), "--data.seed", str(args.seed)]
         if row.endswith("-taught"):  # the same row's model, trained first in this workdir, as the teacher
             teacher = workdir / f"{corpus_name}_{budget or 'all'}_{row.removesuffix('-taught')}" / "model"
             if not (teacher / "tagger.json").is_file():
@@ -201,7 +203,7 @@ def run_row(corpus_name: str, budget: int | None, row: str, args) -> dict:
             "f1": result["f1"], "precision": result["precision"], "recall": result["recall"],
             "o_bias": result.get("o_bias"),
             "train_seconds": round(seconds, 1), "peak_rss_mb": peak_mb,
-            "threads": args.threads, "command": " ".join(cmd), "machine": f"{platform.machine()} {platform.node()}",
+            "threads": args.threads, "seed": getattr(args, "seed", None), "command": " ".join(cmd), "machine": f"{platform.machine()} {platform.node()}",
             "date": dt.date.today().isoformat()}
 
 
@@ -351,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                          "more threads cost under competing processes: see BENCHMARKS.md)")
     ap.add_argument("--results", default=str(ROOT / "bench_results/binary.jsonl"))
     ap.add_argument("--workdir", default="/tmp/sparse_ner_bench")
+    ap.add_argument("--seed", type=int, help="seed of our rows' training (weights, batch order; the config's is 0); "
+                    "give each seed its own --workdir and --results")
     ap.add_argument("--report", action="store_true", help="only print the table and write the PNG")
     ap.add_argument("--teach", metavar="JSONL",
                     help="train on these answers instead of the corpus's simulated teach file (e.g. the "

@@ -77,3 +77,11 @@ def test_a_taught_row_trains_again_with_its_first_rounds_model_as_teacher(tmp_pa
                row("crf-small-gold", 0.5)]
     lines = {ln.split(" | ")[2]: ln.split(" | ")[7] for ln in bench.report(results, None).splitlines()[2:]}
     assert lines["crf-minilm-shape-looplr-taught"] == "0.95"  # its own model's gold, not the small encoder's
+
+
+def test_a_seed_reaches_our_rows_training(tmp_path, load_script):
+    bench = load_script("bench_binary")
+    cmd, _ = bench.row_command("conll", 1000, "crf-small", argparse.Namespace(workdir=str(tmp_path), max_epochs=3, seed=2))
+    assert value(cmd, "--seed_everything") == "2" and value(cmd, "--data.seed") == "2"
+    cmd, _ = bench.row_command("conll", 1000, "crf-small", argparse.Namespace(workdir=str(tmp_path), max_epochs=3, seed=None))
+    assert "--seed_everything" not in cmd
