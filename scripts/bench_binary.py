@@ -21,7 +21,7 @@ selection. Rows:
   on the accepted spans only, the data of the method peers (``scripts/bench_peers.py``);
 - ``spacy-binary``, ``spacy-as-o``: the peer, spaCy's NER as Prodigy trains it from binary answers, and
   the naive variant (``scripts/spacy_peer.py``);
-- ``ROW-taught`` (``crf-small-taught``, ``crf-minilm-shape-looplr-taught``): ROW trained a second time with ROW's
+- ``ROW-taught`` (``crf-small-taught``, ``crf-minilm-shape-looplr-taught``, ``crf-minilm-shape-looplr-no-rejects-taught``): ROW trained a second time with ROW's
   model (from the same ``--workdir``, trained first) as its teacher (``--data.teacher``: the first model's
   posteriors weight the taggings consistent with the answers);
 - ``crf-small-gold``, ``crf-minilm-gold``, ``spacy-gold``: ceilings, the same models on the complete gold annotation of the same
@@ -104,6 +104,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-minilm-gold": ("ours-gold", [*NO_RATIO, *MINILM]),
     "crf-small-taught": ("ours", []),  # + --data.teacher: the crf-small model of the same budget (row_command)
     "crf-minilm-shape-looplr-taught": ("ours", MINILM_SHAPE_LOOP),
+    "crf-minilm-shape-looplr-no-rejects-taught": ("ours", [*MINILM_SHAPE_LOOP, *NO_REJECTS]),
     "spacy-binary": ("spacy", ["binary"]),
     "spacy-as-o": ("spacy", ["as_o"]),
     "spacy-gold": ("spacy-gold", ["gold"]),
@@ -235,7 +236,8 @@ PANELS: dict[str, list[str]] = {
                            "crf-minilm-shape-looplr", "crf-minilm-shape-looplr-eer-tight",
                            "crf-minilm-shape-looplr-reject-prior"],
     "a teacher's posteriors (second round)": ["crf-small", "crf-small-taught", "crf-minilm-shape-looplr",
-                                               "crf-minilm-shape-looplr-taught", "crf-small-gold",
+                                               "crf-minilm-shape-looplr-taught",
+                                               "crf-minilm-shape-looplr-no-rejects-taught", "crf-small-gold",
                                                "crf-minilm-shape-looplr-gold"],
     "encoders: small vs MiniLM-L6": ["crf-small", "crf-small-reject-prior", "crf-minilm", "crf-minilm-shape-looplr",
                                      "crf-small-gold", "crf-minilm-shape-looplr-gold"],
@@ -254,6 +256,7 @@ STYLE: dict[str, tuple[str, str]] = {  # row -> (colour, marker); line style fro
     "crf-minilm-shape-looplr-no-rejects": ("tab:green", "v"), "crf-minilm-shape-looplr-gold": ("tab:olive", "*"),
     "crf-minilm-shape-looplr-eer-tight": ("tab:gray", "^"), "crf-minilm-shape-looplr-reject-prior": ("tab:red", "X"),
     "crf-small-taught": ("tab:pink", "P"), "crf-minilm-shape-looplr-taught": ("tab:orange", "P"),
+    "crf-minilm-shape-looplr-no-rejects-taught": ("tab:purple", "P"),
 }
 ALL_TASKS = {"conll": 18540, "resume": 5170}  # x position of the budget "all"
 
