@@ -34,6 +34,11 @@ ENTITY_RATIO = 0.15
 COLD_TAGGER: dict[str, Any] = {"entity_ratio": ENTITY_RATIO, "ratio_margin": 0.05}
 SMALL_DROPOUT, TRANSFORMER_DROPOUT = 0.2, 0.1
 
+# A new model with patterns first learns their matches in the stream's first WARM_TEXTS texts, taken as binary
+# accepts, for WARM_STEPS learner steps before the first question (OnlineTagger.warm_start; BENCHMARKS.md,
+# "Warm start from the patterns"): a transformer (the small encoder: SMALL_WARM_STEPS).
+WARM_TEXTS, WARM_STEPS, SMALL_WARM_STEPS = 1000, 20, 0
+
 DEFAULTS: dict[str, Any] = {
     "lr": 2e-3,  # head (and small encoder) learning rate
     "encoder_lr": None,  # None: lr for the small encoder, 1e-4 for a transformer
@@ -50,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "pattern_warmup": 1000,  # answers over which pattern scores move from 0.5 to the model's (BENCHMARKS.md)
     "pattern_patience": None,  # answers to one pattern's matches after which they get the model's score (None: off)
     "min_pattern_precision": 0.2,
+    "warm_steps": None,  # a new model's steps on the patterns' matches in the first texts (warm_start); None: WARM_STEPS
     "average": AVERAGE,  # EMA decay of the weights that predict and are saved (0: off, the raw weights)
     "grad_clip": 5.0,
     "calibrate": True,  # stream scores through a Platt calibration fitted to the answers (loop.calibration)
@@ -58,4 +64,5 @@ DEFAULTS: dict[str, Any] = {
 }
 
 __all__ = ["AVERAGE", "COLD_TAGGER", "DEFAULTS", "ENTITY_RATIO", "SHAPE_DIM", "SMALL_DROPOUT", "SMALL_REPLAY",
-           "TRANSFORMER_DROPOUT", "TRANSFORMER_LAYERS", "TRANSFORMER_LR", "TRANSFORMER_REPLAY"]
+           "TRANSFORMER_DROPOUT", "TRANSFORMER_LAYERS", "TRANSFORMER_LR", "TRANSFORMER_REPLAY", "SMALL_WARM_STEPS",
+           "WARM_STEPS", "WARM_TEXTS"]

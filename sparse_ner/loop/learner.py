@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from sparse_ner.core.tagger import Tagger
+from sparse_ner.data.example import Example
 from sparse_ner.loop.defaults import AVERAGE, DEFAULTS, SMALL_REPLAY, TRANSFORMER_REPLAY
 from sparse_ner.loop.memory import AnswerMemory
 
@@ -170,11 +171,32 @@ class Learner:
 
     def step(self, keys: list[int]) -> float:
         """One optimizer step on the answered texts ``keys`` of the memory; returns its loss."""
-        tagger, memory = self.tagger, self.memory
+        memory = self.memory
+        return self._step([memory.examples[k] for k in keys], [memory.features[k] for k in keys])
+
+    def pretrain(self, examples: list[Example], steps: int) -> float:
+        """``steps`` steps, each on ``steps_texts`` of ``examples`` (not answers: e.g. pattern matches taken
+        as binary accepts, :meth:`~sparse_ner.loop.online.OnlineTagger.warm_start`) drawn afresh; then the
+        optimizer's moments and the weight average start again from the weights these steps left, as for a
+        model that was loaded with them. Returns the mean loss (0.0 without examples or steps)."""
+        if not examples or steps < 1:
+            return 0.0
+        features = [self.tagger.encoder.featurize(ex.words) for ex in examples]
+        losses = []
+        for _ in range(steps):
+            idx = self.rng.sample(range(len(examples)), min(self.steps_texts, len(examples)))
+            losses.append(self._step([examples[i] for i in idx], [features[i] for i in idx]))
+        with self.lock:
+            self.optimizer.state.clear()
+            self.averaged = {}
+        return sum(losses) / len(losses)
+
+    def _step(self, examples: list[Example], features: list[dict]) -> float:
+        tagger = self.tagger
         with self.lock:
             tagger.train()
             try:
-                batch = tagger.make_batch([memory.examples[k] for k in keys], [memory.features[k] for k in keys])
+                batch = tagger.make_batch(examples, features)
                 tagger.to_device(batch)
                 with self.autocast():
                     loss = tagger.loss(batch)

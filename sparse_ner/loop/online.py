@@ -44,11 +44,11 @@ from sparse_ner.data.tokenize import tokenize
 from sparse_ner.loop import saving
 from sparse_ner.loop.calibration import PlattCalibrator
 from sparse_ner.loop.defaults import (COLD_TAGGER, DEFAULTS, ENTITY_RATIO, SHAPE_DIM, SMALL_DROPOUT,
-                                       TRANSFORMER_DROPOUT)
+                                       SMALL_WARM_STEPS, TRANSFORMER_DROPOUT, WARM_STEPS, WARM_TEXTS)
 from sparse_ner.loop.idle import IDLE_JOIN_TIMEOUT, IdleTrainer
 from sparse_ner.loop.learner import Learner
 from sparse_ner.loop.memory import AnswerMemory
-from sparse_ner.loop.patterns import Pattern, PatternMatcher
+from sparse_ner.loop.patterns import Pattern, PatternMatcher, match_examples
 from sparse_ner.loop.suggest import Suggester
 
 LEARNER = ("lr", "encoder_lr", "train_layers", "bf16", "steps", "replay", "steps_texts", "grad_clip", "average",
@@ -234,6 +234,32 @@ class OnlineTagger:
     def predict(self, tasks: Iterable[dict]) -> Iterator[dict]:
         """Each task with the model's best spans filled in (``ner_manual`` pre-annotation)."""
         return self.suggester.predict(tasks)
+
+    def warm_start(self, texts: Iterable[Any], steps: int | None = None) -> int:
+        """A new model's first lesson, before any question: ``steps`` learner steps (None: the ``warm_steps``
+        option, whose None is :data:`~sparse_ner.loop.defaults.WARM_STEPS` for a transformer and
+        ``SMALL_WARM_STEPS`` for the small encoder) on the pattern matches in the first
+        :data:`~sparse_ner.loop.defaults.WARM_TEXTS` of ``texts`` (task dicts, strings or word lists: the
+        stream's first texts), each text's matches taken as binary accepts (:func:`match_examples`).
+        Nothing enters the answer memory (the matches are still asked); the optimizer's moments and the
+        weight average start afresh afterwards. Returns the number of matched texts learned from: 0 when
+        there are no patterns, no matches, no steps, or answers are already in (a model that has learned
+        from answers is not warm-started)."""
+        from itertools import islice
+
+        from sparse_ner.core.encoders import TransformerEncoder
+
+        if steps is None:
+            steps = self.options["warm_steps"]
+        if steps is None:
+            steps = WARM_STEPS if isinstance(self.tagger.encoder, TransformerEncoder) else SMALL_WARM_STEPS
+        if self.matcher is None or steps < 1 or self.answers.n_answers or self.answers.examples:
+            return 0
+        examples = match_examples(self.matcher, (words_of(t) for t in islice(texts, WARM_TEXTS)))
+        if examples:
+            loss = self.learner.pretrain(examples, int(steps))
+            log.info("warm start: %d step(s) on the pattern matches of %d text(s) (loss %.3f)", steps, len(examples), loss)
+        return len(examples)
 
     # -- idle-time training ----------------------------------------------------------------------
 

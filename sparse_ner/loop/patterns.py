@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
+from sparse_ner.data.example import Example, Span, Token
 from sparse_ner.data.io import DataError
 from sparse_ner.data.tokenize import tokenize
 
@@ -222,4 +223,28 @@ class PatternMatcher:
         return "".join(line + "\n" for line in lines)
 
 
-__all__ = ["KeyWords", "Match", "Pattern", "PatternMatcher", "as_patterns", "as_phrase", "key_words", "phrase_variants", "read_patterns"]
+def match_examples(matcher: PatternMatcher, texts: Iterable[Sequence[str]]) -> list[Example]:
+    """The texts (word lists) that ``matcher`` matches, each as a partial :class:`Example` whose accepted
+    spans are its matches (where matches overlap, the longest, then the first; the other words unannotated):
+    the patterns' guesses as binary accepts, for :meth:`~sparse_ner.loop.online.OnlineTagger.warm_start`."""
+    out = []
+    for words in texts:
+        words = list(words)
+        kept: list[Match] = []
+        for m in sorted(matcher(words), key=lambda m: (m.start - m.end, m.start)):  # longest first
+            if all(m.end < k.start or m.start > k.end for k in kept):
+                kept.append(m)
+        if not kept:
+            continue
+        tokens, at = [], 0
+        for w in words:
+            tokens.append(Token(w, at, at + len(w)))
+            at += len(w) + 1
+        spans = [Span(tokens[m.start].start, tokens[m.end].end, m.start, m.end, m.label)
+                 for m in sorted(kept)]  # fmt: skip
+        out.append(Example(" ".join(words), tokens, accepted=spans))
+    return out
+
+
+__all__ = ["KeyWords", "Match", "Pattern", "PatternMatcher", "as_patterns", "as_phrase", "key_words", "match_examples",
+           "phrase_variants", "read_patterns"]

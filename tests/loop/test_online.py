@@ -525,3 +525,52 @@ def test_a_label_the_answers_hardly_reach_is_logged_once(caplog, monkeypatch):
     assert record.getMessage().startswith("PER: 0 accept(s), 2 reject(s) in 6 answers")
     online.update([task(TEXTS[0], 0, 0, "PER", "accept")] * 2)  # 2 of a mean 3: no longer starved
     assert online.answers.starved_labels() == []
+
+
+def test_warm_start_learns_the_pattern_matches_without_storing_answers():
+    patterns = [{"label": "LOC", "pattern": "Paris"}, {"label": "PER", "pattern": "Bob"}]
+    online = make_online(patterns=patterns)
+    spans = [("Bob saw Paris .", (2, 2, "LOC")), ("Bob saw Paris .", (0, 0, "PER")),
+             ("Dave visited Rome and Paris .", (4, 4, "LOC"))]  # fmt: skip
+    before = [prob(online, text, span) for text, span in spans]
+    weights = {n: p.detach().clone() for n, p in online.tagger.named_parameters()}
+    n = online.warm_start([{"text": t} for t in TEXTS], steps=60)
+    assert n == 5  # the texts with "Paris" or "Bob"
+    assert online.n_answers == 0 and not online.examples and not online.asked  # nothing stored as an answer
+    assert not online.optimizer.state and not online.learner.averaged  # the steps' moments are not carried on
+    after = [prob(online, text, span) for text, span in spans]
+    assert all(a > b + 0.2 for a, b in zip(after, before)), (before, after)  # 0.03-0.05 before
+    assert any(not torch.equal(weights[n], p) for n, p in online.tagger.named_parameters())
+    pairs = list(online([{"text": "Carol saw Rome ."}]))  # the stream is still scored
+    assert all("pattern" not in t["meta"] for _, t in pairs)
+
+
+def test_warm_start_does_nothing_without_patterns_steps_or_for_a_model_with_answers():
+    texts = [{"text": t} for t in TEXTS]
+    online = make_online()
+    assert online.warm_start(texts, steps=5) == 0  # no patterns
+    patterns = [{"label": "LOC", "pattern": "Paris"}]
+    online = make_online(patterns=patterns)
+    weights = {n: p.detach().clone() for n, p in online.tagger.named_parameters()}
+    assert online.warm_start(texts, steps=0) == 0
+    online.update([task(TEXTS[1], 4, 4, "LOC", "accept")])
+    weights = {n: p.detach().clone() for n, p in online.tagger.named_parameters()}
+    assert online.warm_start(texts, steps=5) == 0  # it has learned from answers already
+    assert all(torch.equal(weights[n], p) for n, p in online.tagger.named_parameters())
+    assert online.warm_start([{"text": "Nothing matches ."}], steps=5) == 0  # no match
+
+
+def test_warm_steps_default_by_encoder(monkeypatch):
+    from sparse_ner.loop import defaults
+
+    calls = []
+    monkeypatch.setattr("sparse_ner.loop.learner.Learner.pretrain", lambda self, ex, steps: calls.append(steps) or 0.0)
+    patterns = [{"label": "LOC", "pattern": "Paris"}]
+    small = make_online(patterns=patterns)
+    small.warm_start([{"text": t} for t in TEXTS])
+    assert calls == ([defaults.SMALL_WARM_STEPS] if defaults.SMALL_WARM_STEPS else [])
+    make_online(patterns=patterns, warm_steps=7).warm_start([{"text": t} for t in TEXTS])
+    assert calls[-1] == 7
+    minilm = OnlineTagger.from_config(LABELS, "minilm", patterns=patterns)
+    minilm.warm_start([{"text": t} for t in TEXTS])
+    assert calls[-1] == defaults.WARM_STEPS > 0

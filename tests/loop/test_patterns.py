@@ -166,3 +166,18 @@ def test_plain_token_patterns_match_as_spacys_matcher_does(tmp_path):
         for i, s, e in hits:
             expected.setdefault((s, e - 1, lines[i]["label"]), str(i + 1))
         assert matcher(words) == [Match(s, e, lab, pid) for (s, e, lab), pid in sorted(expected.items())], words
+
+
+def test_match_examples_keep_the_longest_of_overlapping_matches_as_binary_accepts():
+    from sparse_ner.loop.patterns import match_examples
+
+    matcher = PatternMatcher([{"label": "LOC", "pattern": "New York"}, {"label": "ORG", "pattern": "York"},
+                              {"label": "LOC", "pattern": "York City"}, {"label": "PER", "pattern": "Ann"}])  # fmt: skip
+    texts = [["Ann", "left", "New", "York", "City", "."], ["nothing", "here"], ["York", "and", "Ann"]]
+    first, third = match_examples(matcher, texts)  # the text without a match is left out
+    # "New York" and "York City" are both two words: the first wins; "York" (inside it) is dropped
+    assert [s.key for s in first.accepted] == [(0, 0, "PER"), (2, 3, "LOC")]
+    assert [s.key for s in third.accepted] == [(0, 0, "ORG"), (2, 2, "PER")]
+    assert not first.complete and not first.rejected  # the other words stay unannotated
+    assert first.words == texts[0]
+    assert [first.text[s.start : s.end] for s in first.accepted] == ["Ann", "New York"]

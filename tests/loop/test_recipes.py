@@ -192,3 +192,29 @@ def test_teach_continues_from_the_texts_corrected_in_the_same_model_folder(tmp_p
     assert teach["update"]([{**t, "answer": "reject", "_view_id": "ner"} for t in tasks[:1]]) > 0.0
     teach["on_exit"]()
     assert recipes.load_model(model).n_answers == 3  # the corrected texts and the binary answer, one model
+
+
+def test_a_new_model_with_patterns_is_warm_started_on_the_sources_first_texts(tmp_path, source, patterns, monkeypatch):
+    from sparse_ner.loop.online import OnlineTagger
+
+    seen = []
+    own = OnlineTagger.warm_start
+    monkeypatch.setattr(OnlineTagger, "warm_start", lambda self, texts, steps=None: seen.append(list(texts)) or own(self, seen[-1], steps))
+    online = recipes.load_model(str(tmp_path / "a"), ["LOC", "PER"], recipes.read_source(str(source)),
+                                encoder="minilm", patterns=str(patterns))  # fmt: skip
+    assert seen == [[t.split() for t in TEXTS]]  # the first texts' words, before any question
+    assert online.n_answers == 0 and online.learner.averaged == {}
+    (spans,) = online.suggester.score([_example("Bob saw Paris .")], [[(2, 2, "LOC")]])
+    cold = recipes.load_model(str(tmp_path / "b"), ["LOC", "PER"], recipes.read_source(str(source)), encoder="minilm")
+    (cold_spans,) = cold.suggester.score([_example("Bob saw Paris .")], [[(2, 2, "LOC")]])
+    assert len(seen) == 2  # called for the new model without patterns too, where it does nothing
+    p = next(p for s, e, lab, p in spans if (s, e, lab) == (2, 2, "LOC"))
+    p_cold = next(p for s, e, lab, p in cold_spans if (s, e, lab) == (2, 2, "LOC"))
+    assert p > p_cold + 0.2, (p, p_cold)
+
+
+def _example(text: str):
+    from sparse_ner.data.example import Example
+    from sparse_ner.data.tokenize import tokenize
+
+    return Example(text, tokenize(text))
