@@ -22,7 +22,8 @@ Public API (imported lazily, so ``import sparse_ner`` is cheap):
   (``.model`` is the exported folder), ``review_file(data, output, model=... | config=..., folds=...)``,
   ``merge_files(original, corrections, output)``. Every output is written atomically, never over an input.
 - ``OnlineTagger``: the model in the annotation loop (``update(answers)``, ``model(stream)`` ->
-  ``(score, task)``, ``to_disk`` / ``from_disk``); ``prefer_uncertain`` sorter; ``PatternMatcher``,
+  ``(score, task)``, ``warm_start(texts)`` on the patterns' matches, ``to_disk`` / ``from_disk``);
+  ``prefer_uncertain`` sorter; ``PatternMatcher``,
   ``read_patterns`` for match-pattern cold starts (needs spaCy: the ``online`` extra).
 - ``to_spacy(model, nlp=None)``: the tagger as a spaCy pipeline component (``ner``: ``doc.ents``, scored
   ``doc.spans``, ``score``); ``sparse-ner to-spacy MODEL OUT_DIR`` writes a folder for ``spacy.load``.
