@@ -180,7 +180,8 @@ def run(strategy: str, cfg: SimulationConfig, train: list[Example], dev: list[Ex
     online = OnlineTagger.from_config(cfg["labels"], cfg["tagger"], texts=tasks, patterns=patterns, seed=cfg["seed"],
                                       **cfg["online"])  # fmt: skip
     random.Random(cfg["seed"]).shuffle(tasks)
-    online.warm_start(tasks)  # as the recipes: on the stream's first texts, before any question
+    if not cfg["manual"]:  # as sparse_ner.teach on a new model: the stream's first texts, before any question
+        online.warm_start(tasks)  # (sparse_ner.correct, which starts the complete-texts workflow, has no patterns)
     gold = {(ex.input_hash if ex.input_hash is not None else input_hash(ex.text)): {s.key for s in ex.accepted}
             for ex in train}  # fmt: skip
     manual = [complete(t, gold) for t in tasks[: cfg["manual"]]]

@@ -168,3 +168,20 @@ def test_manual_texts_are_annotated_completely_first_and_leave_the_stream(corpus
     assert not {r["meta"]["sentence"] for r in manual} & {r["meta"]["sentence"] for r in binary}
     assert len(binary) == rows[-1]["answers"] and rows[0]["answers"] == 0
     assert rows[0]["f1"] > 0.0  # the complete texts are learned before the first question
+
+
+@pytest.mark.parametrize("manual", [0, 2])
+def test_a_new_model_is_warm_started_on_the_streams_first_texts_as_teach_does(corpus, manual, monkeypatch):
+    from sparse_ner.loop.online import OnlineTagger
+
+    seen = []
+    own = OnlineTagger.warm_start
+    monkeypatch.setattr(OnlineTagger, "warm_start", lambda self, texts, steps=None: seen.append(list(texts)) or own(self, seen[-1], steps))
+    cfg = sim.load_config(None, {**corpus, "strategies": ["random"], "manual": manual, "answers": 10, "online": {"steps": 1, "warm_steps": 3}})
+    sim.simulate(cfg, log=None)
+    if manual:  # the complete-texts workflow starts in sparse_ner.correct, which takes no patterns
+        assert seen == []
+    else:
+        (texts,) = seen
+        assert len(texts) == 24 and {t["meta"]["sentence"] for t in texts} == set(range(24))  # the shuffled stream
+        assert [t["meta"]["sentence"] for t in texts] != list(range(24))
