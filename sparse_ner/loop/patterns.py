@@ -22,11 +22,12 @@ at all. Needs ``pip install spacy`` (the ``online`` extra); no spaCy model is do
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from sparse_ner.data.example import Example, Span, Token
+from sparse_ner.data.columns import make_example
+from sparse_ner.data.example import Example
 from sparse_ner.data.io import DataError
 from sparse_ner.data.tokenize import tokenize
 
@@ -236,13 +237,10 @@ def match_examples(matcher: PatternMatcher, texts: Iterable[Sequence[str]]) -> l
                 kept.append(m)
         if not kept:
             continue
-        tokens, at = [], 0
-        for w in words:
-            tokens.append(Token(w, at, at + len(w)))
-            at += len(w) + 1
-        spans = [Span(tokens[m.start].start, tokens[m.end].end, m.start, m.end, m.label)
-                 for m in sorted(kept)]  # fmt: skip
-        out.append(Example(" ".join(words), tokens, accepted=spans))
+        tags = ["O"] * len(words)
+        for m in kept:
+            tags[m.start : m.end + 1] = [f"B-{m.label}"] + [f"I-{m.label}"] * (m.end - m.start)
+        out.append(replace(make_example(words, tags, "bio"), complete=False))  # only the matches are known
     return out
 
 

@@ -551,7 +551,6 @@ def test_warm_start_does_nothing_without_patterns_steps_or_for_a_model_with_answ
     assert online.warm_start(texts, steps=5) == 0  # no patterns
     patterns = [{"label": "LOC", "pattern": "Paris"}]
     online = make_online(patterns=patterns)
-    weights = {n: p.detach().clone() for n, p in online.tagger.named_parameters()}
     assert online.warm_start(texts, steps=0) == 0
     online.update([task(TEXTS[1], 4, 4, "LOC", "accept")])
     weights = {n: p.detach().clone() for n, p in online.tagger.named_parameters()}
