@@ -82,7 +82,7 @@ class Learner:
 
         self.tagger, self.memory = tagger, memory
         self.lock = lock if lock is not None else threading.RLock()
-        transformer = isinstance(tagger.encoder, TransformerEncoder)
+        self.transformer = transformer = isinstance(tagger.encoder, TransformerEncoder)
         if transformer:  # cheap updates of its top layers
             tagger.encoder.set_trainable(train_layers)
         self.optimizer = make_optimizer(tagger, lr, encoder_lr)

@@ -247,12 +247,10 @@ class OnlineTagger:
         from answers is not warm-started)."""
         from itertools import islice
 
-        from sparse_ner.core.encoders import TransformerEncoder
-
         if steps is None:
             steps = self.options["warm_steps"]
         if steps is None:
-            steps = WARM_STEPS if isinstance(self.tagger.encoder, TransformerEncoder) else SMALL_WARM_STEPS
+            steps = WARM_STEPS if self.learner.transformer else SMALL_WARM_STEPS
         if self.matcher is None or steps < 1 or self.answers.n_answers or self.answers.examples:
             return 0
         examples = match_examples(self.matcher, (words_of(t) for t in islice(texts, WARM_TEXTS)))
