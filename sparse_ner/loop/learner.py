@@ -174,18 +174,23 @@ class Learner:
         memory = self.memory
         return self._step([memory.examples[k] for k in keys], [memory.features[k] for k in keys])
 
-    def pretrain(self, examples: list[Example], steps: int) -> float:
+    def pretrain(self, examples: list[Example], steps: int, progress: bool | str = False) -> float:
         """``steps`` steps, each on ``steps_texts`` of ``examples`` (not answers: e.g. pattern matches taken
         as binary accepts, :meth:`~sparse_ner.loop.online.OnlineTagger.warm_start`) drawn afresh; then the
         optimizer's moments and the weight average start again from the weights these steps left, as for a
-        model that was loaded with them. Returns the mean loss (0.0 without examples or steps)."""
+        model that was loaded with them. ``progress``: a bar over the steps on stderr
+        (:func:`~sparse_ner.core.progress.progress_bar`). Returns the mean loss (0.0 without examples or steps)."""
+        from sparse_ner.core.progress import progress_bar
+
         if not examples or steps < 1:
             return 0.0
         features = [self.tagger.encoder.featurize(ex.words) for ex in examples]
         losses = []
-        for _ in range(steps):
-            idx = self.rng.sample(range(len(examples)), min(self.steps_texts, len(examples)))
-            losses.append(self._step([examples[i] for i in idx], [features[i] for i in idx]))
+        with progress_bar(steps, progress, "warm start", unit=" steps") as bar:
+            for _ in range(steps):
+                idx = self.rng.sample(range(len(examples)), min(self.steps_texts, len(examples)))
+                losses.append(self._step([examples[i] for i in idx], [features[i] for i in idx]))
+                bar.update()
         with self.lock:
             self.optimizer.state.clear()
             self.averaged = {}

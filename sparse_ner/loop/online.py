@@ -235,14 +235,15 @@ class OnlineTagger:
         """Each task with the model's best spans filled in (``ner_manual`` pre-annotation)."""
         return self.suggester.predict(tasks)
 
-    def warm_start(self, texts: Iterable[Any], steps: int | None = None) -> int:
+    def warm_start(self, texts: Iterable[Any], steps: int | None = None, progress: bool | str = False) -> int:
         """A new model's first lesson, before any question: ``steps`` learner steps (None: the ``warm_steps``
         option, whose None is :data:`~sparse_ner.loop.defaults.WARM_STEPS` for a transformer and
         ``SMALL_WARM_STEPS`` for the small encoder) on the pattern matches in the first
         :data:`~sparse_ner.loop.defaults.WARM_TEXTS` of ``texts`` (task dicts, strings or word lists: the
         stream's first texts), each text's matches taken as binary accepts (:func:`match_examples`).
         Nothing enters the answer memory (the matches are still asked); the optimizer's moments and the
-        weight average start afresh afterwards. Returns the number of matched texts learned from: 0 when
+        weight average start afresh afterwards; ``progress``: a bar over the steps on stderr (the recipes
+        show it where stderr is a terminal). Returns the number of matched texts learned from: 0 when
         there are no patterns, no matches, no steps, or answers are already in (a model that has learned
         from answers is not warm-started)."""
         from itertools import islice
@@ -255,8 +256,9 @@ class OnlineTagger:
             return 0
         examples = match_examples(self.matcher, (words_of(t) for t in islice(texts, WARM_TEXTS)))
         if examples:
-            loss = self.learner.pretrain(examples, int(steps))
-            log.info("warm start: %d step(s) on the pattern matches of %d text(s) (loss %.3f)", steps, len(examples), loss)
+            log.info("warm start: %d step(s) on the pattern matches of %d text(s) before the first question", steps, len(examples))
+            loss = self.learner.pretrain(examples, int(steps), progress)
+            log.info("warm start done (mean loss %.3f)", loss)
         return len(examples)
 
     # -- idle-time training ----------------------------------------------------------------------

@@ -117,7 +117,9 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
         message = coverage_warning(online.tagger.encoder, head, encoder, "the first texts") if named else None
         if message:  # the user's choice stands
             log.warning("%s: --encoder small learns their own words", message)
-        online.warm_start(head)  # the patterns' matches in the first texts, before the first question
+        from sparse_ner.core.progress import wanted
+
+        online.warm_start(head, progress=wanted(False))  # the patterns' matches in the first texts, before the first question
     return online
 
 

@@ -559,11 +559,21 @@ def test_warm_start_does_nothing_without_patterns_steps_or_for_a_model_with_answ
     assert online.warm_start([{"text": "Nothing matches ."}], steps=5) == 0  # no match
 
 
+def test_warm_start_shows_a_bar_over_its_steps_only_when_asked(capsys):
+    patterns = [{"label": "LOC", "pattern": "Paris"}]
+    texts = [{"text": t} for t in TEXTS]
+    assert make_online(patterns=patterns).warm_start(texts, steps=3) > 0
+    assert "warm start" not in capsys.readouterr().err
+    assert make_online(patterns=patterns).warm_start(texts, steps=3, progress=True) > 0
+    err = capsys.readouterr().err
+    assert "warm start" in err and "3/3" in err, err
+
+
 def test_warm_steps_default_by_encoder(monkeypatch):
     from sparse_ner.loop import defaults
 
     calls = []
-    monkeypatch.setattr("sparse_ner.loop.learner.Learner.pretrain", lambda self, ex, steps: calls.append(steps) or 0.0)
+    monkeypatch.setattr("sparse_ner.loop.learner.Learner.pretrain", lambda self, ex, steps, progress=False: calls.append(steps) or 0.0)
     patterns = [{"label": "LOC", "pattern": "Paris"}]
     small = make_online(patterns=patterns)
     small.warm_start([{"text": t} for t in TEXTS])

@@ -199,7 +199,7 @@ def test_a_new_model_with_patterns_is_warm_started_on_the_sources_first_texts(tm
 
     seen = []
     own = OnlineTagger.warm_start
-    monkeypatch.setattr(OnlineTagger, "warm_start", lambda self, texts, steps=None: seen.append(list(texts)) or own(self, seen[-1], steps))
+    monkeypatch.setattr(OnlineTagger, "warm_start", lambda self, texts, steps=None, progress=False: seen.append(list(texts)) or own(self, seen[-1], steps))
     online = recipes.load_model(str(tmp_path / "a"), ["LOC", "PER"], recipes.read_source(str(source)),
                                 encoder="minilm", patterns=str(patterns))  # fmt: skip
     assert seen == [[t.split() for t in TEXTS]]  # the first texts' words, before any question
