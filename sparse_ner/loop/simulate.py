@@ -57,7 +57,7 @@ class SimulationConfig(TypedDict):
     """The options of a simulation (a YAML config holds some of them; :data:`DEFAULTS` the rest)."""
 
     train: str  # gold training corpus (column file or complete JSONL): the texts and the oracle
-    dev: str  # gold dev corpus for the periodic F1
+    dev: str | list[str]  # gold dev corpus (or several, read one after the other) for the periodic F1
     encoding: str  # tag encoding of column files
     labels: list[str]
     patterns: str | None  # match patterns (JSONL) for the cold start and the "patterns" strategy
@@ -301,7 +301,8 @@ def simulate(cfg: SimulationConfig, log: TextIO | None = sys.stderr) -> list[Cur
 
         torch.set_num_threads(int(cfg["threads"]))
     train = [ex for ex in read_gold(cfg["train"], cfg["encoding"]) if ex.tokens]
-    dev = [ex for ex in read_gold(cfg["dev"], cfg["encoding"]) if ex.tokens]
+    dev_paths = cfg["dev"] if isinstance(cfg["dev"], list) else [cfg["dev"]]
+    dev = [ex for path in dev_paths for ex in read_gold(path, cfg["encoding"]) if ex.tokens]
     if cfg["dev_limit"]:
         dev = dev[: cfg["dev_limit"]]
     out = Path(cfg["output"])

@@ -109,6 +109,20 @@ def test_answers_are_written_as_a_db_out_file_the_trainer_reads(corpus):
     assert len((out / "answers_random.jsonl").read_text().splitlines()) == 10  # a new run starts the file anew
 
 
+def test_several_dev_files_are_read_one_after_the_other(corpus, tmp_path, monkeypatch):
+    second = tmp_path / "second.txt"
+    second.write_text("Zed B-PER\nran O\n. O\n\n")
+    seen = []
+    own = sim.dev_f1
+    monkeypatch.setattr(sim, "dev_f1", lambda online, dev: seen.append([ex.words for ex in dev]) or own(online, dev))
+    cfg = sim.load_config(None, {**corpus, "dev": [corpus["dev"], str(second)], "dev_limit": 0,
+                                 "strategies": ["random"], "answers": 10})  # fmt: skip
+    sim.simulate(cfg, log=None)
+    assert seen and all(words == seen[0] for words in seen)
+    assert len(seen[0]) == 6 * len(SENTENCES) + 1  # every sentence of both files, the first file first
+    assert seen[0][0] == ["Alice", "flew", "to", "Paris", "."] and seen[0][-1] == ["Zed", "ran", "."]
+
+
 def test_unknown_strategy_and_bad_config(corpus, tmp_path):
     with pytest.raises(ValueError, match="unknown keys"):
         bad = tmp_path / "bad.yaml"
@@ -118,6 +132,18 @@ def test_unknown_strategy_and_bad_config(corpus, tmp_path):
         sim.load_config(None, {"train": "x", "dev": "y"})
     with pytest.raises(ValueError, match="unknown strategy"):
         sim.run("bogus", sim.load_config(None, corpus), [], [])
+
+
+def test_wikigold_config_reads_the_bundled_files():
+    cfg = sim.load_config(ROOT / "configs" / "simulate_wikigold_minilm.yaml", {})
+    train = sim.read_gold(ROOT / cfg["train"])
+    dev = [ex for path in cfg["dev"] for ex in sim.read_gold(ROOT / path)]
+    assert len(train) > 1000 and len(dev) > 300 and all(ex.complete for ex in train + dev)
+    labels = {s.label for ex in dev for s in ex.accepted}
+    assert labels == set(cfg["labels"])
+    from sparse_ner.loop.patterns import read_patterns
+
+    assert {p.label for p in read_patterns(ROOT / cfg["patterns"], cfg["labels"])} == labels
 
 
 @pytest.mark.skipif(not (DATA / "conll2003").exists(), reason="../shared/data/conll2003 is absent")
