@@ -6,7 +6,8 @@ command line is ``python -m sparse_ner.simulate --config configs/simulate_conll.
 :class:`~sparse_ner.loop.online.OnlineTagger` (same seed, same vocabulary, same patterns) is taught
 by an oracle that accepts a suggested span exactly when it is a gold entity (same tokens and label)
 and rejects it otherwise. Answers are given in batches of ``batch_size`` (10), each batch goes to
-``update()``, and entity F1 on the dev set (its first ``dev_limit`` sentences; 0: all) is logged
+``update()``, and entity F1 on the dev set (``dev``: one file or a list read one after the other; its first
+``dev_limit`` sentences; 0: all) is logged
 every ``eval_every`` answers. With ``manual`` N, the first N texts of the shuffled training texts are
 annotated completely (``ner_manual``, every gold entity; as running ``sparse_ner.correct`` before
 ``sparse_ner.teach``) and learned before the first question; they leave the stream, and the curves
