@@ -104,6 +104,7 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
         )
     if online is None:
         from sparse_ner.core.encoders import choose_encoder, coverage_warning
+        from sparse_ner.core.progress import wanted
         from sparse_ner.loop.online import words_of
 
         source = iter(source)
@@ -117,8 +118,6 @@ def load_model(model: str, labels: Optional[List[str]] = None, source: Iterable[
         message = coverage_warning(online.tagger.encoder, head, encoder, "the first texts") if named else None
         if message:  # the user's choice stands
             log.warning("%s: --encoder small learns their own words", message)
-        from sparse_ner.core.progress import wanted
-
         online.warm_start(head, progress=wanted(False))  # the patterns' matches in the first texts, before the first question
     return online
 
