@@ -89,20 +89,45 @@ def _by_text(scored: Iterable[tuple[float, dict]]) -> Iterator[list[tuple[float,
         yield group
 
 
+class _Threshold:
+    """The ``"ema"`` rule's running state: a moving mean and variance of ``u`` and the last ``window`` values."""
+
+    def __init__(self, decay: float, window: int):
+        self.decay, self.mean, self.var, self.seen = decay, 0.0, 0.0, 0
+        self.recent: deque[float] = deque(maxlen=max(1, window))
+
+    def passes(self, u: float, bias: float) -> bool:
+        self.seen += 1
+        if self.seen == 1:
+            self.mean = u
+        diff = u - self.mean
+        self.mean += self.decay * diff
+        self.var = (1 - self.decay) * (self.var + self.decay * diff * diff)
+        self.recent.append(u)
+        return u >= min(self.mean + bias * math.sqrt(self.var), max(self.recent))
+
+
+def _label(group: list[tuple[float, dict]]) -> str | None:
+    spans = group[0][1].get("spans") or [{}]
+    return spans[0].get("label")
+
+
 def prefer_uncertain(scored: Iterable[tuple[float, dict]], algorithm: Literal["ema", "probability"] = "ema",
                      bias: float = 0.0, decay: float = 0.05, seed: int = 0, by_text: bool = False,
-                     window: int = 50) -> Iterator[dict]:  # fmt: skip
+                     window: int = 50, by_label: bool = False) -> Iterator[dict]:  # fmt: skip
     """Yield the tasks of ``(score, task)`` pairs whose score is uncertain (see module docstring).
 
     ``by_text``: select whole texts instead of single spans. A text's uncertainty is the sum of its
     spans' ``u``, and a selected text has all its suggested spans asked, so the answers on it
     constrain each other (an accept next to a reject says more than either alone).
+    ``by_label`` (``"ema"``, single spans): each label keeps its own running threshold, so a label whose
+    suggestions the model is surer of (a label it has hardly learned) is still asked about, its most
+    uncertain spans first, instead of being crowded out by the other labels' coin flips.
     """
     if algorithm not in ("ema", "probability"):
         raise ValueError(f"algorithm must be 'ema' or 'probability', not {algorithm!r}")
     rng = random.Random(seed)
-    mean, var, seen = 0.0, 0.0, 0
-    recent: deque[float] = deque(maxlen=max(1, window))
+    thresholds: dict[str | None, _Threshold] = {}
     groups = _by_text(scored) if by_text else ([pair] for pair in scored)
     for group in groups:
         u = sum(uncertainty(score) for score, _ in group)
@@ -110,14 +135,9 @@ def prefer_uncertain(scored: Iterable[tuple[float, dict]], algorithm: Literal["e
             if rng.random() < min(1.0, u):
                 yield from (task for _, task in group)
             continue
-        seen += 1
-        if seen == 1:
-            mean = u
-        diff = u - mean
-        mean += decay * diff
-        var = (1 - decay) * (var + decay * diff * diff)
-        recent.append(u)
-        if u >= min(mean + bias * math.sqrt(var), max(recent)):
+        key = _label(group) if by_label and not by_text else None
+        rule = thresholds.get(key) or thresholds.setdefault(key, _Threshold(decay, window))
+        if rule.passes(u, bias):
             yield from (task for _, task in group)
 
 

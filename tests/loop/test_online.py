@@ -205,6 +205,22 @@ def test_prefer_uncertain_by_text_keeps_texts_whole():
     assert all(t["j"] == 0 and t["_input_hash"] % 2 for t in prefer_uncertain(scored, bias=0.5) if t["_input_hash"] >= 10)
 
 
+def test_prefer_uncertain_by_label_keeps_a_threshold_per_label():
+    # LOC suggestions are coin flips (u 1.0 / 0.9), PER ones the model is surer of (p 0.9 / 0.95: u 0.2 / 0.1)
+    scored = []
+    for i in range(200):
+        label, p = ("LOC", [0.5, 0.45][i // 2 % 2]) if i % 2 == 0 else ("PER", [0.9, 0.95][i // 2 % 2])
+        scored.append((p, {"i": i, "spans": [{"start": 0, "end": 1, "label": label}]}))
+    label = {t["i"]: t["spans"][0]["label"] for _, t in scored}
+    shared = [t["i"] for t in prefer_uncertain(scored)]
+    assert sum(label[i] == "PER" for i in shared[1:]) == 0  # one threshold: PER is crowded out
+    own = [t["i"] for t in prefer_uncertain(scored, by_label=True)]
+    per = [i for i in own if label[i] == "PER"]
+    assert len(per) >= 40 and all(scored[i][0] == 0.9 for i in per[1:])  # PER asked, its less sure half
+    loc = [i for i in own if label[i] == "LOC"]
+    assert len(loc) >= 40 and all(scored[i][0] == 0.5 for i in loc[1:])  # and LOC against its own mean
+
+
 # -- saving, threads, options ----------------------------------------------------------------------
 
 
