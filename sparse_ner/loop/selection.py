@@ -14,7 +14,8 @@ Sorters (Prodigy's contract: an iterable of ``(score, task)`` in, tasks out, laz
       The cap keeps it from stalling: ``u`` is at most 1, and when most tasks sit near 1 (pattern
       matches of a cold model) and a few near 0, ``mean + std`` is above 1 and nothing would
       pass, for the rest of the stream. ``"probability"`` yields each task with probability ``u``. ``by_text=True`` selects whole texts (the sum of
-      their spans' ``u``) and asks all their spans, so the answers on a text constrain each other.
+      their spans' ``u``) and asks all their spans, so the answers on a text constrain each other;
+      ``by_label=True`` keeps one running threshold per label (measured level with one, so off by default).
     - :func:`in_order`: every task, in stream order (no selection; the "random order" baseline when
       the stream is shuffled).
 """
