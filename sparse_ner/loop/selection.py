@@ -94,12 +94,11 @@ class _Threshold:
     """The ``"ema"`` rule's running state: a moving mean and variance of ``u`` and the last ``window`` values."""
 
     def __init__(self, decay: float, window: int):
-        self.decay, self.mean, self.var, self.seen = decay, 0.0, 0.0, 0
+        self.decay, self.mean, self.var = decay, 0.0, 0.0
         self.recent: deque[float] = deque(maxlen=max(1, window))
 
     def passes(self, u: float, bias: float) -> bool:
-        self.seen += 1
-        if self.seen == 1:
+        if not self.recent:  # the first value starts the mean
             self.mean = u
         diff = u - self.mean
         self.mean += self.decay * diff
