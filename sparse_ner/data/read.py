@@ -73,6 +73,57 @@ def read_any(
     return examples
 
 
+def read_texts(
+    path: str | Path,
+    *,
+    skip: Sequence[Example] = (),
+    max_texts: int | None = None,
+    name: str = "",
+    report: Callable[[str], None] | None = None,
+) -> list[Example]:
+    """Unanswered texts from a JSONL file of tasks (a Prodigy source: ``text``, optionally ``tokens``
+    and ``_input_hash``; of a db-out file only the texts are read): one :class:`Example` without spans
+    per distinct text, in file order, at most ``max_texts``. The texts of ``skip`` (matched by
+    ``_input_hash`` or by text) and repeats are left out, and so is a record without a non-empty
+    ``text``; each is counted in the report. A line that is not a JSON object, or tokens that do not
+    fit their text, raise :class:`~sparse_ner.data.io.DataError` naming the line.
+    ``report`` prints the counts (default: to stderr)."""
+    from sparse_ner.data.hashes import set_hashes
+    from sparse_ner.data.io import read_jsonl
+    from sparse_ner.data.prodigy import parse_tokens
+
+    if not is_jsonl(path):
+        raise ValueError(f"{path}: unanswered texts are read from JSONL (one task with a 'text' per line)")
+    report = report or _stderr
+    hashes = {ex.input_hash for ex in skip if ex.input_hash is not None}
+    texts = {ex.text for ex in skip}
+    seen: set[int] = set()  # input hashes of the texts kept
+    out: list[Example] = []
+    answered = repeated = empty = 0
+    for lineno, task in read_jsonl(path):
+        if max_texts is not None and len(out) >= max_texts:
+            break
+        text = task.get("text")
+        if not isinstance(text, str) or not text.strip():
+            empty += 1
+            continue
+        key = set_hashes(dict(task))["_input_hash"]
+        if key in hashes or text in texts:
+            answered += 1
+            continue
+        if key in seen:
+            repeated += 1
+            continue
+        seen.add(key)
+        tokens = parse_tokens(task, where=f"{path}:{lineno}")
+        if tokens:
+            out.append(Example(text, tokens, input_hash=key))
+    capped = f"; stopped at max {max_texts}" if max_texts is not None and len(out) >= max_texts else ""
+    report(f"[{name or path}] {path}: {len(out)} unanswered texts (left out: {answered} already in the training or "
+           f"evaluation data, {repeated} repeated, {empty} without text{capped})")  # fmt: skip
+    return out
+
+
 def is_binary(examples: Sequence[Example]) -> bool:
     """Whether examples read from JSONL hold binary answers: some record is a ``ner`` (teach) task or
     a rejected answer. A file of accepted records without ``_view_id`` is taken for complete gold

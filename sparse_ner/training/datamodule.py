@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from sparse_ner.data.example import Example
 from sparse_ner.data.read import read_any as _read_any
+from sparse_ner.data.read import read_texts as _read_texts
 from sparse_ner.tags import Scheme, tag_names
 
 
@@ -199,6 +200,10 @@ class TaggerDataModule(pl.LightningDataModule):
         teacher: an exported model trained on the same answers (same labels and scheme): its posteriors
             (with its O bias) weight the taggings consistent with each training text's answers, a
             second round of training (:mod:`sparse_ner.training.teacher`; BENCHMARKS.md for what it gains).
+        unlabeled: JSONL of texts nobody answered (a Prodigy source, or the stream the answers came from;
+            texts already in ``train`` are left out), trained on beside the answers, with the teacher's
+            posteriors as their only signal, so it needs ``teacher``. Training time grows with their number.
+        max_unlabeled: use only the first N texts of ``unlabeled``.
     """
 
     def __init__(
@@ -220,9 +225,16 @@ class TaggerDataModule(pl.LightningDataModule):
         bucket_chunks: int = 50,
         seed: int = 0,
         teacher: str | None = None,
+        unlabeled: str | None = None,
+        max_unlabeled: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if unlabeled is not None and teacher is None:
+            raise ValueError("data.unlabeled needs data.teacher: unanswered texts train only through a teacher's "
+                             "posteriors (train once without them, then again with --data.teacher MODEL)")  # fmt: skip
+        if max_unlabeled is not None and max_unlabeled < 1:
+            raise ValueError(f"data.max_unlabeled must be at least 1, got {max_unlabeled}")
         if dev is not None and eval_split is not None:
             raise ValueError("give data.dev (a dev file) or data.eval_split (hold out training texts), not both")
         if eval_split is not None and not 0.0 < eval_split < 1.0:
@@ -237,6 +249,7 @@ class TaggerDataModule(pl.LightningDataModule):
         self.test_examples: list[Example] | None = None
         self.collate: Callable[[list[Example]], dict] | None = None
         self._taught = False  # the teacher's priors are on the training examples
+        self.n_unlabeled: int | None = None  # unanswered texts (data.unlabeled) at the end of train_examples
 
     # --- reading -------------------------------------------------------------------------------
     def _read(self, path: str, gold: bool | str, name: str, max_records: int | None = None) -> list[Example]:
@@ -247,7 +260,9 @@ class TaggerDataModule(pl.LightningDataModule):
     def check_paths(self) -> None:
         """Every input file exists before anything is read or trained (a mistyped ``--data.test``
         found after training cost the whole run); raises ``FileNotFoundError`` in one line."""
-        for name, path in (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path)):
+        paths = (("train", self.train_path), ("dev", self.dev_path), ("test", self.test_path),
+                 ("unlabeled", self.hparams.get("unlabeled")))  # fmt: skip
+        for name, path in paths:
             if path is None or str(path) == "-":
                 continue
             if not Path(path).exists():
@@ -273,14 +288,30 @@ class TaggerDataModule(pl.LightningDataModule):
                 self._hold_out()
         if self.dev_examples is None:
             self.dev_examples = self._read(self.dev_path, gold="auto", name="dev")
+        if self.hparams.get("unlabeled") is not None and self.n_unlabeled is None:
+            self._add_unlabeled()
         if self.hparams.get("teacher") is not None and not self._taught:  # after dev: labels may come from both
             from sparse_ner.training.teacher import attach_priors
 
             n = attach_priors(self.hparams.teacher, self.train_examples, self.tags, progress=sys.stderr.isatty())
             self._taught = True
-            _print(f"[train] teacher {self.hparams.teacher}: its posteriors weight the answers of {n} texts")
+            bare = self.n_unlabeled or 0
+            also = f" and {bare} unanswered texts (data.unlabeled)" if bare else ""
+            _print(f"[train] teacher {self.hparams.teacher}: its posteriors weight the answers of {n - bare} texts{also}")
         if stage in (None, "test") and self.test_path and self.test_examples is None:
             self.test_examples = self._read(self.test_path, gold="auto", name="test")
+
+    def _add_unlabeled(self) -> None:
+        """Append the texts of ``data.unlabeled`` to the training examples, leaving out those of the
+        training, dev and test data (an evaluation text trained on, even unanswered, would inflate its score)."""
+        assert self.train_examples is not None and self.dev_examples is not None
+        if self.test_path and self.test_examples is None:
+            self.test_examples = self._read(self.test_path, gold="auto", name="test")
+        skip = [*self.train_examples, *self.dev_examples, *(self.test_examples or [])]
+        unlabeled = read_texts(self.hparams.unlabeled, skip=skip, max_texts=self.hparams.get("max_unlabeled"),
+                               name="unlabeled")  # fmt: skip
+        self.train_examples += unlabeled
+        self.n_unlabeled = len(unlabeled)
 
     def _hold_out(self) -> None:
         """Move ``eval_split`` of the training texts (by input hash and seed) to the dev set."""
@@ -373,3 +404,8 @@ def held_out(example: Example, share: float, seed: int = 0) -> bool:
 def read_any(path: str | Path, **kwargs: Any) -> list[Example]:
     """:func:`sparse_ner.data.read.read_any` with its report printed by rank 0 only."""
     return _read_any(path, report=_print, **kwargs)
+
+
+def read_texts(path: str | Path, **kwargs: Any) -> list[Example]:
+    """:func:`sparse_ner.data.read.read_texts` with its report printed by rank 0 only."""
+    return _read_texts(path, report=_print, **kwargs)

@@ -346,6 +346,24 @@ def test_no_annotation_gives_zero_loss(labels, scheme):
 
 
 @pytest.mark.parametrize("labels,scheme", CASES)
+def test_an_unanswered_text_with_a_prior_is_weighted_over_every_tagging(labels, scheme):
+    """An unanswered text (``--data.unlabeled``) with a teacher's ``log q``: ``log Z - log sum_y exp(score(y))
+    prod_t q_t(y_t)`` over every valid tagging, which is not zero (without a prior it is)."""
+    crf = make_crf(labels, scheme, seed=8)
+    lengths = [4, 1, 3]
+    emissions, _ = ragged(crf, lengths, seed=9)
+    torch.manual_seed(10)
+    log_q = torch.rand(len(lengths), max(lengths), crf.num_tags, dtype=torch.float64).clamp_min(1e-3).log()
+    got = crf.nll(emissions, build_lattice([Annotation(n) for n in lengths], crf.tags, scheme), prior=log_q)
+    for b, n in enumerate(lengths):
+        paths = list(ref_paths(crf, emissions[b], n))
+        log_z = logsumexp([s for *_, s in paths])
+        weighted = logsumexp([s + sum(log_q[b, t, k].item() for t, k in enumerate(path)) for _, path, s in paths])
+        assert got[b].item() == pytest.approx(log_z - weighted, abs=1e-7)
+        assert got[b].item() > 1e-3
+
+
+@pytest.mark.parametrize("labels,scheme", CASES)
 def test_span_probs_match_enumeration(labels, scheme):
     crf = make_crf(labels, scheme, seed=6)
     lengths = [4, 3] if crf.num_tags > 5 else [5, 3]
