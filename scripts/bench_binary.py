@@ -24,6 +24,10 @@ selection. Rows:
 - ``ROW-taught`` (``crf-small-taught``, ``crf-minilm-shape-looplr-taught``, ``crf-minilm-shape-looplr-no-rejects-taught``): ROW trained a second time with ROW's
   model (from the same ``--workdir``, trained first) as its teacher (``--data.teacher``: the first model's
   posteriors weight the taggings consistent with the answers);
+- ``ROW-unlabeled`` (``crf-minilm-shape-looplr-unlabeled``, ``crf-minilm-shape-looplr-gold-unlabeled``): ROW-taught
+  plus ``--unlabeled`` N (default 2,000) texts nobody answered (``--data.unlabeled``: the texts of the answers file
+  after the first N tasks', which a real annotator's source holds too), trained on through the teacher's posteriors;
+  the ``-gold`` one is the ceiling given the same texts;
 - ``crf-small-gold``, ``crf-minilm-gold``, ``spacy-gold``: ceilings, the same models on the complete gold annotation of the same
   sentences (the sentences that the first N tasks ask about).
 
@@ -105,6 +109,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "crf-small-taught": ("ours", []),  # + --data.teacher: the crf-small model of the same budget (row_command)
     "crf-minilm-shape-looplr-taught": ("ours", MINILM_SHAPE_LOOP),
     "crf-minilm-shape-looplr-no-rejects-taught": ("ours", [*MINILM_SHAPE_LOOP, *NO_REJECTS]),
+    "crf-minilm-shape-looplr-unlabeled": ("ours", MINILM_SHAPE_LOOP),  # + --data.teacher and --data.unlabeled
+    "crf-minilm-shape-looplr-gold-unlabeled": ("ours-gold", [*NO_RATIO, *MINILM_SHAPE_LOOP]),
     "spacy-binary": ("spacy", ["binary"]),
     "spacy-as-o": ("spacy", ["as_o"]),
     "spacy-gold": ("spacy-gold", ["gold"]),
@@ -162,12 +168,15 @@ def row_command(corpus_name: str, budget: int | None, row: str, args) -> tuple[l
                "--data.test", "null", *extra]
         if getattr(args, "seed", None) is not None:
             cmd += ["--seed_everything", str(args.seed), "--data.seed", str(args.seed)]
-        if row.endswith("-taught"):  # the same row's model, trained first in this workdir, as the teacher
-            teacher = workdir / f"{corpus_name}_{budget or 'all'}_{row.removesuffix('-taught')}" / "model"
+        if row.endswith(("-taught", "-unlabeled")):  # the same row's model, trained first in this workdir, as the teacher
+            base = row.removesuffix("-taught").removesuffix("-unlabeled")
+            teacher = workdir / f"{corpus_name}_{budget or 'all'}_{base}" / "model"
             if not (teacher / "tagger.json").is_file():
-                raise FileNotFoundError(f"{tag} needs its teacher {teacher}: run row {row.removesuffix('-taught')} "
+                raise FileNotFoundError(f"{tag} needs its teacher {teacher}: run row {base} "
                                         f"at this budget with this --workdir first")  # fmt: skip
             cmd += ["--data.teacher", str(teacher)]
+        if row.endswith("-unlabeled"):
+            cmd += ["--data.unlabeled", str(corpus["teach"]), "--data.max_unlabeled", str(args.unlabeled)]
         if kind == "ours-gold":
             cmd += ["--data.train", str(gold_subset(corpus, budget, workdir, corpus_name)), "--data.max_tasks", "null"]
         else:  # the corpus's answers (the config names the same file unless --teach chose another)
@@ -332,11 +341,15 @@ def report(results: list[dict], png: Path | None) -> str:
     for r in sorted(results, key=lambda r: (r["corpus"], size(r["budget"]), order.index(r["row"]))):
         family = "spacy" if r["row"].startswith("spacy") else "minilm" if "minilm" in r["row"] else "ours"
         # the same model on gold, e.g. crf-minilm-shape-gold (an accepts-only row: its model's gold)
-        own = gold.get((r["corpus"], r["budget"], f"{r['row'].removesuffix('-taught').removesuffix('-no-rejects')}-gold"))
+        # (a ROW-unlabeled row: the gold row given the same unanswered texts, where it was run)
+        base = r["row"].removesuffix("-taught").removesuffix("-unlabeled").removesuffix("-no-rejects")
+        own = r["row"].endswith("-unlabeled") and gold.get((r["corpus"], r["budget"], f"{base}-gold-unlabeled"))
+        own = own or gold.get((r["corpus"], r["budget"], f"{base}-gold"))
         ceiling = own or gold.get((r["corpus"], r["budget"], CEILING[family]))
-        rec = f"{r['f1'] / ceiling:.2f}" if ceiling and not r["row"].endswith("gold") else ""
+        is_gold = "-gold" in r["row"]
+        rec = f"{r['f1'] / ceiling:.2f}" if ceiling and not is_gold else ""
         peer = gold.get((r["corpus"], r["budget"], "spacy-binary"))
-        delta = f"{r['f1'] - peer:+.3f}" if peer is not None and family != "spacy" and not r["row"].endswith("gold") else ""
+        delta = f"{r['f1'] - peer:+.3f}" if peer is not None and family != "spacy" and not is_gold else ""
         lines.append(f"| {r['corpus']} | {r['budget']} | {r['row']} | {r['f1']:.3f} | {r['precision']:.3f} | "
                      f"{r['recall']:.3f} | {'-' if r.get('o_bias') is None else format(r['o_bias'], '+.1f')} | {rec} | {delta} | {r['max_epochs']} | {r['train_seconds']:.0f} | "
                      f"{'-' if r.get('peak_rss_mb') is None else format(r['peak_rss_mb'], '.0f')} |")
@@ -358,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default="/tmp/sparse_ner_bench")
     ap.add_argument("--seed", type=int, help="seed of our rows' training (weights, batch order; the config's is 0); "
                     "give each seed its own --workdir and --results")
+    ap.add_argument("--unlabeled", type=int, default=2000, help="unanswered texts of the ROW-unlabeled rows")
     ap.add_argument("--report", action="store_true", help="only print the table and write the PNG")
     ap.add_argument("--teach", metavar="JSONL",
                     help="train on these answers instead of the corpus's simulated teach file (e.g. the "

@@ -85,3 +85,23 @@ def test_a_seed_reaches_our_rows_training(tmp_path, load_script):
     assert value(cmd, "--seed_everything") == "2" and value(cmd, "--data.seed") == "2"
     cmd, _ = bench.row_command("conll", 1000, "crf-small", argparse.Namespace(workdir=str(tmp_path), max_epochs=3, seed=None))
     assert "--seed_everything" not in cmd
+
+
+def test_an_unlabeled_row_adds_unanswered_texts_and_is_measured_against_its_own_gold(tmp_path, load_script):
+    bench = load_script("bench_binary")
+    args = argparse.Namespace(workdir=str(tmp_path), max_epochs=5, unlabeled=300)
+    for base in ("crf-minilm-shape-looplr", "crf-minilm-shape-looplr-gold"):
+        teacher = tmp_path / f"conll_1000_{base}" / "model"
+        teacher.mkdir(parents=True)
+        (teacher / "tagger.json").write_text("{}")
+        cmd, _ = bench.row_command("conll", 1000, f"{base}-unlabeled", args)
+        assert value(cmd, "--data.teacher") == str(teacher) and value(cmd, "--data.max_unlabeled") == "300"
+        assert value(cmd, "--data.unlabeled") == str(bench.CORPORA["conll"]["teach"])
+    assert "--data.unlabeled" not in bench.row_command("conll", 1000, "crf-minilm-shape-looplr-taught", args)[0]
+    row = lambda name, f1: {"corpus": "conll", "budget": 1000, "row": name, "f1": f1, "precision": f1, "recall": f1,  # noqa: E731
+                            "max_epochs": 5, "train_seconds": 1.0}  # fmt: skip
+    results = [row("crf-minilm-shape-looplr-unlabeled", 0.76), row("crf-minilm-shape-looplr-gold", 0.95),
+               row("crf-minilm-shape-looplr-gold-unlabeled", 0.8), row("crf-minilm-shape-looplr-taught", 0.76)]
+    lines = {ln.split(" | ")[2]: ln.split(" | ")[7] for ln in bench.report(results, None).splitlines()[2:]}
+    assert lines["crf-minilm-shape-looplr-unlabeled"] == "0.95"  # against the gold row given the same texts
+    assert lines["crf-minilm-shape-looplr-taught"] == "0.80" and lines["crf-minilm-shape-looplr-gold-unlabeled"] == ""
