@@ -201,8 +201,8 @@ class TaggerDataModule(pl.LightningDataModule):
             (with its O bias) weight the taggings consistent with each training text's answers, a
             second round of training (:mod:`sparse_ner.training.teacher`; BENCHMARKS.md for what it gains).
         unlabeled: JSONL of texts nobody answered (a Prodigy source, or the stream the answers came from;
-            texts already in ``train`` are left out), trained on beside the answers, with the teacher's
-            posteriors as their only signal, so it needs ``teacher``. Training time grows with their number.
+            texts of the training, dev and test data are left out), trained on beside the answers, with the
+            teacher's posteriors as their only signal, so it needs ``teacher``. Training time grows with their number.
         max_unlabeled: use only the first N texts of ``unlabeled``.
     """
 
