@@ -100,8 +100,10 @@ def read_texts(
     seen: set[int] = set()  # input hashes of the texts kept
     out: list[Example] = []
     answered = repeated = empty = 0
+    capped = ""
     for lineno, task in read_jsonl(path):
         if max_texts is not None and len(out) >= max_texts:
+            capped = f"; stopped at max {max_texts}"
             break
         text = task.get("text")
         if not isinstance(text, str) or not text.strip():
@@ -116,9 +118,10 @@ def read_texts(
             continue
         seen.add(key)
         tokens = parse_tokens(task, where=f"{path}:{lineno}")
-        if tokens:
-            out.append(Example(text, tokens, input_hash=key))
-    capped = f"; stopped at max {max_texts}" if max_texts is not None and len(out) >= max_texts else ""
+        if not tokens:  # nothing the tokenizer keeps
+            empty += 1
+            continue
+        out.append(Example(text, tokens, input_hash=key))
     report(f"[{name or path}] {path}: {len(out)} unanswered texts (left out: {answered} already in the training or "
            f"evaluation data, {repeated} repeated, {empty} without text{capped})")  # fmt: skip
     return out
